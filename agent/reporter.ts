@@ -1,0 +1,238 @@
+import * as grpc from '@grpc/grpc-js';
+import type { AgentConfig } from '../config/agent.js';
+import type { Clock } from '../lib/clock.js';
+import type { Logger } from '../lib/logger.js';
+import { SESSION_METADATA_KEY, monitorProto, type HeartbeatAck__Output, type MonitorClient, type RegisterResponse__Output } from '../lib/proto.js';
+import { version } from '../lib/version.js';
+import type { Identity } from './identity.js';
+import type { GroupViewSnapshot, Sampler } from './sampler.js';
+
+/** Deadline of Register and Deregister calls. */
+export const CALL_DEADLINE_MS = 5_000;
+
+interface Pending {
+  seq: number;
+  sampleAt: number;
+  cpu: number;
+  mem: number;
+}
+
+/** Counters for tests and the agent's own log. */
+export interface ReporterStats {
+  sampled: number;
+  acked: number;
+  dropped: number;
+  rejected: number;
+  connects: number;
+  buffered: number;
+  lastPersistedSeq: number;
+}
+
+/**
+ * The agent's link to the monitor server. Samples on a timer whether or not it is connected,
+ * keeps unacked heartbeats in a bounded buffer, and on every (re)connection registers, opens one
+ * heartbeat stream and replays what the server has not stored. Reconnects with capped, jittered
+ * exponential backoff.
+ */
+export class Reporter {
+  private readonly log: Logger;
+  private readonly client: MonitorClient;
+  private buffer: Pending[] = [];
+  private nextSeq = 1;
+  /** Until the first registration, buffered seqs are provisional (renumbered after the server's last_seq). */
+  private registeredOnce = false;
+  private intervalMs: number;
+  private sampleTimer: NodeJS.Timeout | undefined;
+  private stream: grpc.ClientDuplexStream<{ seq: number; sample_time_ms: number; cpu_percent: number; mem_percent: number }, HeartbeatAck__Output> | undefined;
+  private sessionId: string | undefined;
+  private view: GroupViewSnapshot | undefined;
+  private stopped = false;
+  private sampling = false;
+  private wake: (() => void) | undefined;
+  private loop: Promise<void> | undefined;
+  readonly stats: ReporterStats = { sampled: 0, acked: 0, dropped: 0, rejected: 0, connects: 0, buffered: 0, lastPersistedSeq: 0 };
+
+  constructor(
+    private readonly cfg: AgentConfig,
+    private readonly identity: Identity,
+    private readonly sampler: Sampler,
+    private readonly clock: Clock,
+    rootLog: Logger,
+    private readonly random: () => number = Math.random,
+  ) {
+    this.log = rootLog.child({ component: 'reporter', instanceId: identity.instanceId });
+    this.intervalMs = cfg.intervalMs;
+    const Ctor = monitorProto().monitor.v1.Monitor;
+    this.client = new Ctor(cfg.server, grpc.credentials.createInsecure(), {
+      'grpc.keepalive_time_ms': 10_000,
+      'grpc.keepalive_timeout_ms': 5_000,
+      'grpc.keepalive_permit_without_calls': 1,
+      'grpc.initial_reconnect_backoff_ms': cfg.reconnectMinMs,
+      'grpc.max_reconnect_backoff_ms': cfg.reconnectMaxMs,
+    });
+  }
+
+  /** The last group view the server sent, if any. */
+  get groupView(): GroupViewSnapshot | undefined {
+    return this.view;
+  }
+
+  start(): void {
+    this.scheduleSampling();
+    this.loop = this.connectLoop();
+  }
+
+  /** Stop sampling, deregister if connected (so the instance stops counting at once), close. */
+  async stop(reason: string): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    clearInterval(this.sampleTimer);
+    this.wake?.();
+    const sessionId = this.sessionId;
+    if (sessionId !== undefined) {
+      await new Promise<void>((resolve) => {
+        this.client.Deregister({ session_id: sessionId, instance_id: this.identity.instanceId, reason },
+          { deadline: Date.now() + Math.min(CALL_DEADLINE_MS, 2_000) }, (err) => {
+            if (err) this.log.warn({ err: { code: err.code, details: err.details } }, 'deregister failed');
+            resolve();
+          });
+      });
+    }
+    this.stream?.cancel();
+    await this.loop;
+    this.client.close();
+    this.log.info({ ...this.stats, reason }, 'reporter stopped');
+  }
+
+  private scheduleSampling(): void {
+    clearInterval(this.sampleTimer);
+    this.sampleTimer = setInterval(() => void this.takeSample(), this.intervalMs);
+  }
+
+  private async takeSample(): Promise<void> {
+    if (this.sampling || this.stopped) return; // a slow sampler never piles up calls
+    this.sampling = true;
+    try {
+      const now = this.clock.now();
+      const s = await this.sampler.sample(now, this.view);
+      const hb: Pending = { seq: this.nextSeq++, sampleAt: now, cpu: s.cpu, mem: s.mem };
+      this.buffer.push(hb);
+      this.stats.sampled++;
+      if (this.buffer.length > this.cfg.bufferSize) {
+        const excess = this.buffer.length - this.cfg.bufferSize;
+        this.buffer.splice(0, excess);
+        this.stats.dropped += excess;
+        if (this.stats.dropped === excess || this.stats.dropped % 100 === 0) this.log.warn({ dropped: this.stats.dropped, bufferSize: this.cfg.bufferSize }, 'heartbeat buffer full; dropping oldest');
+      }
+      this.stats.buffered = this.buffer.length;
+      this.send(hb);
+    } catch (err) {
+      this.log.warn({ err }, 'sampling failed');
+    } finally {
+      this.sampling = false;
+    }
+  }
+
+  private send(hb: Pending): void {
+    this.stream?.write({ seq: hb.seq, sample_time_ms: hb.sampleAt, cpu_percent: hb.cpu, mem_percent: hb.mem });
+  }
+
+  private async connectLoop(): Promise<void> {
+    let attempt = 0;
+    while (!this.stopped) {
+      try {
+        const reg = await this.register();
+        attempt = 0;
+        this.onRegistered(reg);
+        await this.runStream(reg.session_id);
+      } catch (err) {
+        const e = err as grpc.ServiceError;
+        const fatal = e.code === grpc.status.NOT_FOUND || e.code === grpc.status.FAILED_PRECONDITION || e.code === grpc.status.INVALID_ARGUMENT;
+        if (!this.stopped) this.log[fatal ? 'error' : 'warn']({ code: e.code, details: e.details ?? e.message, attempt }, fatal ? 'monitor server refused this agent' : 'monitor server unreachable');
+        // Refusals will not fix themselves quickly: retry at the slowest pace.
+        if (fatal) attempt = 30;
+      }
+      this.sessionId = undefined;
+      if (this.stopped) break;
+      await this.sleep(this.backoff(attempt++));
+    }
+  }
+
+  private backoff(attempt: number): number {
+    const capped = Math.min(this.cfg.reconnectMaxMs, this.cfg.reconnectMinMs * 2 ** Math.min(attempt, 30));
+    return Math.round(capped / 2 + (capped / 2) * this.random());
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const t = setTimeout(() => { this.wake = undefined; resolve(); }, ms);
+      this.wake = () => { clearTimeout(t); this.wake = undefined; resolve(); };
+    });
+  }
+
+  private register(): Promise<RegisterResponse__Output> {
+    return new Promise((resolve, reject) => {
+      this.client.Register(
+        { instance_id: this.identity.instanceId, group_id: this.identity.groupId, agent_version: version(), address: this.identity.address },
+        { deadline: Date.now() + CALL_DEADLINE_MS },
+        (err, res) => (err || res === undefined ? reject(err ?? new Error('empty response')) : resolve(res)),
+      );
+    });
+  }
+
+  private onRegistered(reg: RegisterResponse__Output): void {
+    const lastSeq = Number(reg.last_seq);
+    if (!this.registeredOnce) {
+      // This process has never spoken to the server: number what it buffered after what is stored.
+      this.registeredOnce = true;
+      let seq = lastSeq;
+      for (const hb of this.buffer) hb.seq = ++seq;
+      this.nextSeq = seq + 1;
+    } else {
+      this.buffer = this.buffer.filter((hb) => hb.seq > lastSeq);
+      this.nextSeq = Math.max(this.nextSeq, lastSeq + 1);
+    }
+    this.stats.connects++;
+    if (reg.heartbeat_interval_ms > 0 && reg.heartbeat_interval_ms !== this.intervalMs) {
+      this.intervalMs = reg.heartbeat_interval_ms;
+      this.scheduleSampling();
+    }
+    this.log.info({ lastSeq, replaying: this.buffer.length, intervalMs: this.intervalMs, server: this.cfg.server }, 'registered');
+  }
+
+  /** Resolves when the stream ends, for whatever reason. */
+  private runStream(sessionId: string): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const md = new grpc.Metadata();
+      md.set(SESSION_METADATA_KEY, sessionId);
+      const stream = this.client.Heartbeats(md);
+      this.stream = stream;
+      this.sessionId = sessionId;
+      stream.on('data', (ack: HeartbeatAck__Output) => this.onAck(ack));
+      stream.on('error', (err: grpc.ServiceError) => {
+        this.stream = undefined;
+        if (this.stopped || err.code === grpc.status.CANCELLED) resolve();
+        else reject(err);
+      });
+      stream.on('end', () => {
+        this.stream = undefined;
+        resolve();
+      });
+      for (const hb of this.buffer) this.send(hb);
+    });
+  }
+
+  private onAck(ack: HeartbeatAck__Output): void {
+    const persisted = Number(ack.persisted_seq);
+    const before = this.buffer.length;
+    this.buffer = this.buffer.filter((hb) => hb.seq > persisted);
+    this.stats.acked += before - this.buffer.length;
+    this.stats.buffered = this.buffer.length;
+    this.stats.lastPersistedSeq = Math.max(this.stats.lastPersistedSeq, persisted);
+    if (ack.rejected > 0) {
+      this.stats.rejected += ack.rejected;
+      this.log.warn({ rejected: ack.rejected, reason: ack.reject_reason }, 'server refused heartbeats');
+    }
+    if (ack.group) this.view = { liveInstances: ack.group.live_instances, demandPercent: ack.group.demand_percent };
+  }
+}

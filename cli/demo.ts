@@ -1,0 +1,134 @@
+import { mkdirSync, rmSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { pino } from 'pino';
+import { loadControllerConfig } from '../config/controller.js';
+import { loadMonitorServerConfig } from '../config/monitor-server.js';
+import { runController } from '../controller/main.js';
+import { LocalProvider } from '../controller/providers/local.js';
+import { createLogger } from '../lib/logger.js';
+import { runMonitorServer } from '../monitor-server/main.js';
+import { formatProfile, parseDuration, parseProfileSpec } from '../sim/profile.js';
+import { openStore } from '../store/db.js';
+import { EventStore } from '../store/events.js';
+import { SimLoadStore } from '../store/simload.js';
+import { StatusReader } from '../store/status.js';
+import { formatDecision, formatGroup } from './format.js';
+
+export interface DemoOptions {
+  readonly duration?: string;
+  readonly profile: string;
+  readonly httpPort: string;
+  readonly dataDir: string;
+  readonly maxSize: string;
+  readonly refresh: string;
+}
+
+/** The demo's group and its short timings: fast enough to watch, same code paths as production. */
+const DEMO_GROUP = 'demo';
+
+/**
+ * Monitor server and controller in this process (each with its own store connection, meeting
+ * only in SQLite), local agents as child processes, a status table every few seconds.
+ * Returns the exit code.
+ */
+export async function runDemo(opts: DemoOptions): Promise<number> {
+  const durationMs = opts.duration === undefined ? undefined : parseDuration(opts.duration);
+  const refreshMs = parseDuration(opts.refresh);
+  const profile = parseProfileSpec(opts.profile);
+  const dataDir = resolve(opts.dataDir);
+  mkdirSync(dataDir, { recursive: true });
+  for (const f of ['autoscaler.db', 'autoscaler.db-wal', 'autoscaler.db-shm', 'demo.log']) rmSync(join(dataDir, f), { force: true });
+  rmSync(join(dataDir, 'instances'), { recursive: true, force: true });
+  const dbPath = join(dataDir, 'autoscaler.db');
+  const logFile = join(dataDir, 'demo.log');
+
+  const env = {
+    AUTOSCALER_DB: dbPath,
+    LOG_LEVEL: process.env.LOG_LEVEL ?? 'info',
+  };
+  const monitorCfg = loadMonitorServerConfig({ env: { ...env, MONITOR_GRPC_PORT: '0', MONITOR_HTTP_PORT: opts.httpPort } });
+  const log = createLogger({ level: monitorCfg.logLevel, process: 'demo', destination: pino.destination({ dest: logFile, sync: true, mkdir: true }) });
+
+  const out = (line: string) => process.stdout.write(`${line}\n`);
+  out(`autoscaler demo: group "${DEMO_GROUP}", demand ${formatProfile(profile)} (percent of one instance), target CPU 50%`);
+  out(`daemon logs (JSON): ${logFile}`);
+
+  const monitor = await runMonitorServer(monitorCfg, log);
+  const controllerCfg = loadControllerConfig({
+    env: {
+      ...env,
+      CONTROLLER_INTERVAL_MS: '2000',
+      CONTROLLER_MONITOR_STALE_MS: '10000',
+      CONTROLLER_LAUNCH_TIMEOUT_MS: '20000',
+      GROUP_ID: DEMO_GROUP,
+      GROUP_MIN_SIZE: '1',
+      GROUP_MAX_SIZE: opts.maxSize,
+      GROUP_TARGET_CPU: '50',
+      GROUP_SCALE_IN_STABILIZATION_MS: '20000',
+      LOCAL_AGENT_SERVER: `127.0.0.1:${monitor.grpcPort}`,
+      LOCAL_TERMINATE_TIMEOUT_MS: '3000',
+    },
+  });
+  const controller = runController(controllerCfg, log);
+
+  const db = openStore(dbPath);
+  const started = Date.now();
+  new SimLoadStore(db).set(DEMO_GROUP, profile, started);
+  const status = new StatusReader(db);
+  const events = new EventStore(db);
+  out(`status: http://127.0.0.1:${monitor.httpPort}/api/status   (or: AUTOSCALER_DB=${dbPath} npx autoscaler status)`);
+  out(durationMs === undefined ? 'press Ctrl-C to stop' : `stopping by itself after ${Math.round(durationMs / 1000)}s`);
+
+  let lastDecision = 0;
+  let peak = 0;
+  const seen = { out: 0, in: 0, replaced: 0 };
+  const render = () => {
+    const now = Date.now();
+    for (const d of events.decisionsSince(lastDecision)) {
+      lastDecision = d.id;
+      if (d.reason === 'ScaleOut') seen.out++;
+      if (d.reason === 'ScaleIn') seen.in++;
+      if (d.reason === 'ReplaceUnhealthy') seen.replaced++;
+      out(`  event ${formatDecision(d)}`);
+    }
+    const g = status.report(now, { groupId: DEMO_GROUP, decisions: 1 }).groups[0];
+    if (g === undefined) return;
+    peak = Math.max(peak, g.counts.running + g.counts.pending + g.counts.suspect);
+    const t = Math.round((now - started) / 1000);
+    out(`\n── t=${String(Math.floor(t / 60)).padStart(2, '0')}:${String(t % 60).padStart(2, '0')} ──────────────────────────────────────────────`);
+    out(formatGroup(g, now, { decisions: 1 }));
+  };
+  const timer = setInterval(render, refreshMs);
+
+  let stopRequested: (reason: string) => void = () => {};
+  const stopped = new Promise<string>((r) => { stopRequested = r; });
+  const onSignal = (sig: NodeJS.Signals) => stopRequested(sig);
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  const durationTimer = durationMs === undefined ? undefined : setTimeout(() => stopRequested('duration reached'), durationMs);
+
+  const reason = await stopped;
+  clearInterval(timer);
+  clearTimeout(durationTimer);
+  process.once('SIGINT', () => process.exit(1)); // a second Ctrl-C does not wait
+  render();
+  out(`\nstopping (${reason}): controller and its agents, then the monitor server…`);
+  const pidsBefore = controller.provider instanceof LocalProvider ? controller.provider.pids() : [];
+  await controller.close();
+  await monitor.close();
+  db.close();
+  const survivors = pidsBefore.filter(isAlive);
+  out(`summary: ${seen.out} scale-out and ${seen.in} scale-in decision(s), ${seen.replaced} replacement(s), at most ${peak} instance(s) at once`);
+  out(survivors.length === 0 ? `all ${pidsBefore.length} agent process(es) stopped` : `WARNING: agent process(es) still running: ${survivors.join(', ')}`);
+  log.flush();
+  return survivors.length === 0 ? 0 : 1;
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,54 @@
+import type { DecisionRow } from '../store/events.js';
+import type { GroupStatus, StatusReport } from '../store/status.js';
+
+const pad = (s: string, n: number) => (s.length >= n ? s : s + ' '.repeat(n - s.length));
+const pct = (v: number | null) => (v === null ? '-' : `${v.toFixed(1)}%`);
+
+/** "0.4s ago", "3m ago"; "-" for never. */
+export function ago(ms: number | null): string {
+  if (ms === null) return '-';
+  if (ms < 60_000) return `${(Math.max(0, ms) / 1000).toFixed(1)}s ago`;
+  if (ms < 3_600_000) return `${Math.round(ms / 60_000)}m ago`;
+  return `${Math.round(ms / 3_600_000)}h ago`;
+}
+
+export function clockTime(ts: number): string {
+  return new Date(ts).toISOString().slice(11, 19);
+}
+
+/** A plain-text table: header row then rows, columns padded to their widest cell. */
+export function table(header: readonly string[], rows: readonly (readonly string[])[]): string {
+  const widths = header.map((h, c) => Math.max(h.length, ...rows.map((r) => (r[c] ?? '').length)));
+  const line = (cells: readonly string[]) => cells.map((cell, c) => pad(cell, widths[c] ?? 0)).join('  ').trimEnd();
+  return [line(header), ...rows.map(line)].join('\n');
+}
+
+export function formatDecision(d: DecisionRow): string {
+  const arrow = d.to > d.from ? '▲' : d.to < d.from ? '▼' : '=';
+  return `${clockTime(d.ts)} ${arrow} ${d.reason} ${d.from} → ${d.to}: ${d.message}`;
+}
+
+export function formatGroup(g: GroupStatus, now: number, opts: { decisions?: number } = {}): string {
+  const live = g.counts.pending + g.counts.running + g.counts.suspect;
+  const head = [
+    `group ${g.id}${g.paused ? ' (PAUSED)' : ''}`,
+    `min ${g.minSize} max ${g.maxSize} desired ${g.desired} live ${live}`,
+    `(running ${g.counts.running}, pending ${g.counts.pending}, suspect ${g.counts.suspect}, dead ${g.counts.dead}, terminating ${g.counts.terminating})`,
+    `avg CPU ${pct(g.avgCpu)} target ${g.policy.targetCpu}%`,
+    ...(g.demand ? [`demand ${g.demand.value.toFixed(0)}% (${g.demand.profile})`] : []),
+  ].join(' · ');
+  const rows = g.instances.map((i) => [i.id, i.state, pct(i.cpu), pct(i.mem), ago(i.lastSeenAt === null ? null : now - i.lastSeenAt), i.providerId ?? '-', i.stateReason ?? '']);
+  const parts = [head, table(['INSTANCE', 'STATE', 'CPU', 'MEM', 'LAST SEEN', 'PROVIDER ID', 'REASON'], rows)];
+  const n = opts.decisions ?? 3;
+  if (n > 0 && g.decisions.length > 0) {
+    parts.push('recent decisions:', ...g.decisions.slice(0, n).map((d) => `  ${formatDecision(d)}`));
+  }
+  return parts.join('\n');
+}
+
+export function formatStatus(r: StatusReport, opts: { decisions?: number } = {}): string {
+  const comps = r.components.length === 0 ? 'no daemon is running'
+    : r.components.map((c) => `${c.name} pid ${c.pid} (beat ${ago(c.ageMs)})`).join(', ');
+  const groups = r.groups.length === 0 ? ['no groups yet: start the controller'] : r.groups.map((g) => formatGroup(g, r.generatedAt, opts));
+  return [`components: ${comps}`, ...groups].join('\n\n');
+}

@@ -1,0 +1,227 @@
+#!/usr/bin/env node
+import { Command, Option } from 'commander';
+import { config as loadDotenv } from 'dotenv';
+import { existsSync } from 'node:fs';
+import { runAgent } from '../agent/main.js';
+import { loadAgentConfig } from '../config/agent.js';
+import { loadControllerConfig } from '../config/controller.js';
+import { loadMonitorServerConfig } from '../config/monitor-server.js';
+import { ConfigError, DEFAULT_DB_PATH, type ConfigSources } from '../config/shared.js';
+import { runController } from '../controller/main.js';
+import { createLogger, type Logger } from '../lib/logger.js';
+import { version } from '../lib/version.js';
+import { runMonitorServer } from '../monitor-server/main.js';
+import { ProfileSpecError, formatProfile, parseProfileSpec, demandAt } from '../sim/profile.js';
+import { openStore, StoreError } from '../store/db.js';
+import { GroupStore } from '../store/groups.js';
+import { SimLoadStore } from '../store/simload.js';
+import { StatusReader } from '../store/status.js';
+import { runDemo } from './demo.js';
+import { formatStatus } from './format.js';
+
+/** Exit status for an unusable configuration (sysexits EX_CONFIG); systemd units do not restart on it. */
+const EXIT_CONFIG = 78;
+/** Exit status for bad command-line use or a failed admin command. */
+const EXIT_USAGE = 2;
+
+/** Errors an operator can fix; printed without a stack. */
+class UsageError extends Error {
+  override name = 'UsageError';
+}
+
+function sources(opts: { config?: string }, overrides: Record<string, string> = {}): ConfigSources {
+  return { env: { ...process.env, ...overrides }, file: opts.config ?? process.env.AUTOSCALER_CONFIG };
+}
+
+/**
+ * Run a daemon until SIGINT/SIGTERM: the first signal closes it gracefully, a second one exits at
+ * once. This is the only place that owns signals and exits.
+ */
+async function serve(log: Logger, start: () => Promise<{ close(): Promise<void> }> | { close(): Promise<void> }, done?: Promise<void>): Promise<void> {
+  const handle = await start();
+  let closing = false;
+  const shutdown = async (signal: string) => {
+    if (closing) {
+      log.warn({ signal }, 'second signal: exiting now');
+      process.exit(1);
+    }
+    closing = true;
+    log.info({ signal }, 'shutting down');
+    try {
+      await handle.close();
+    } catch (err) {
+      log.error({ err }, 'shutdown failed');
+      process.exitCode = 1;
+    }
+    log.flush();
+    process.exit();
+  };
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  if (done !== undefined) {
+    await done;
+    log.flush();
+    process.exit();
+  }
+}
+
+function dbPath(opts: { db?: string }): string {
+  return opts.db ?? process.env.AUTOSCALER_DB ?? DEFAULT_DB_PATH;
+}
+
+function openExisting(path: string, readonly: boolean) {
+  if (!existsSync(path)) throw new UsageError(`no database at ${path}: start the monitor server or controller, or pass --db / set AUTOSCALER_DB`);
+  return openStore(path, { readonly });
+}
+
+export function buildProgram(): Command {
+  const program = new Command()
+    .name('autoscaler')
+    .description('Autoscaling controller for fleets of machines')
+    .version(version())
+    .showHelpAfterError();
+
+  program
+    .command('agent')
+    .description('run the agent (MonitorC): sample CPU and memory and report to the monitor server')
+    .option('--simulate', 'report simulated load from the group demand (AGENT_SIMULATE)')
+    .option('--exit-with-parent', 'exit when the parent process exits (AGENT_EXIT_WITH_PARENT)')
+    .option('--config <file>', 'config file (.json or dotenv format); the environment overrides it')
+    .action(async (opts: { simulate?: boolean; exitWithParent?: boolean; config?: string }) => {
+      const cfg = loadAgentConfig(sources(opts, {
+        ...(opts.simulate ? { AGENT_SIMULATE: 'true' } : {}),
+        ...(opts.exitWithParent ? { AGENT_EXIT_WITH_PARENT: 'true' } : {}),
+      }));
+      const log = createLogger({ level: cfg.logLevel, process: 'agent' });
+      const agent = runAgent(cfg, log);
+      await serve(log, () => ({ close: () => agent.stop('signal') }), agent.done);
+    });
+
+  program
+    .command('monitor-server')
+    .description('run the monitor server (MonitorS): gRPC ingest, failure detector, /healthz and /api/status')
+    .option('--config <file>', 'config file (.json or dotenv format); the environment overrides it')
+    .action(async (opts: { config?: string }) => {
+      const cfg = loadMonitorServerConfig(sources(opts));
+      const log = createLogger({ level: cfg.logLevel, process: 'monitor-server' });
+      await serve(log, () => runMonitorServer(cfg, log));
+    });
+
+  program
+    .command('controller')
+    .description('run the controller (ControllerASG): evaluate scaling policies and act through the provider')
+    .option('--config <file>', 'config file (.json or dotenv format); the environment overrides it')
+    .action(async (opts: { config?: string }) => {
+      const cfg = loadControllerConfig(sources(opts));
+      const log = createLogger({ level: cfg.logLevel, process: 'controller' });
+      await serve(log, () => runController(cfg, log));
+    });
+
+  program
+    .command('demo')
+    .description('monitor server + controller + local simulated agents, with a live status table')
+    .option('--duration <time>', 'stop by itself after this long (e.g. 3m, 90s); default: until Ctrl-C')
+    .option('--profile <spec>', 'demand profile (see `load set`)', 'sine:20,260/150s')
+    .option('--http-port <port>', 'status HTTP port (0: any free port)', '8080')
+    .option('--data-dir <dir>', 'where the demo database and logs go (wiped at start)', 'data/demo')
+    .option('--max-size <n>', 'largest group size', '6')
+    .option('--refresh <time>', 'status table period', '3s')
+    .action(async (opts: { duration?: string; profile: string; httpPort: string; dataDir: string; maxSize: string; refresh: string }) => {
+      const code = await runDemo(opts);
+      process.exit(code);
+    });
+
+  program
+    .command('status')
+    .description('groups, instances (state, CPU, last seen) and the last decisions')
+    .option('--json', 'print the status as JSON (the same document as GET /api/status)')
+    .option('--db <path>', 'SQLite file (AUTOSCALER_DB)')
+    .option('--group <id>', 'only this group')
+    .option('--decisions <n>', 'how many recent decisions to show per group', '5')
+    .action((opts: { json?: boolean; db?: string; group?: string; decisions: string }) => {
+      const db = openExisting(dbPath(opts), true);
+      try {
+        const report = new StatusReader(db).report(Date.now(), { groupId: opts.group, decisions: Number(opts.decisions) || 5 });
+        if (opts.group !== undefined && report.groups.length === 0) throw new UsageError(`no group "${opts.group}"`);
+        process.stdout.write(opts.json ? `${JSON.stringify(report, null, 2)}\n` : `${formatStatus(report, { decisions: Number(opts.decisions) || 5 })}\n`);
+      } finally {
+        db.close();
+      }
+    });
+
+  const load = program.command('load').description('simulated demand of a group (demo mode)');
+  load
+    .command('set')
+    .description('set the demand of a group, in percent of one instance: 200, constant:200, step:30,200@60s, sine:30,250/180s, spike:40,300@60s+30s')
+    .argument('<group>', 'group id')
+    .argument('<spec>', 'demand or profile')
+    .option('--db <path>', 'SQLite file (AUTOSCALER_DB)')
+    .action((group: string, spec: string, opts: { db?: string }) => {
+      let profile;
+      try {
+        profile = parseProfileSpec(spec);
+      } catch (err) {
+        if (err instanceof ProfileSpecError) throw new UsageError(err.message);
+        throw err;
+      }
+      const db = openExisting(dbPath(opts), false);
+      try {
+        if (new GroupStore(db).get(group) === undefined) throw new UsageError(`no group "${group}": start the controller for it first`);
+        new SimLoadStore(db).set(group, profile, Date.now());
+        process.stdout.write(`demand of ${group} set to ${formatProfile(profile)} (now ${demandAt(profile, 0).toFixed(0)}%)\n`);
+      } finally {
+        db.close();
+      }
+    });
+  load
+    .command('show')
+    .description('show the demand of a group')
+    .argument('<group>', 'group id')
+    .option('--db <path>', 'SQLite file (AUTOSCALER_DB)')
+    .action((group: string, opts: { db?: string }) => {
+      const db = openExisting(dbPath(opts), true);
+      try {
+        const row = new SimLoadStore(db).get(group);
+        process.stdout.write(row === undefined ? `no demand set for ${group}\n`
+          : `${group}: ${formatProfile(row.profile)}, now ${demandAt(row.profile, Date.now() - row.startedAt).toFixed(0)}%\n`);
+      } finally {
+        db.close();
+      }
+    });
+  load
+    .command('clear')
+    .description('remove the demand of a group (simulated agents hold their last load)')
+    .argument('<group>', 'group id')
+    .option('--db <path>', 'SQLite file (AUTOSCALER_DB)')
+    .action((group: string, opts: { db?: string }) => {
+      const db = openExisting(dbPath(opts), false);
+      try {
+        process.stdout.write(new SimLoadStore(db).clear(group) ? `demand of ${group} cleared\n` : `no demand set for ${group}\n`);
+      } finally {
+        db.close();
+      }
+    });
+
+  program.addOption(new Option('--no-color').hideHelp());
+  return program;
+}
+
+async function main(): Promise<void> {
+  loadDotenv({ quiet: true });
+  try {
+    await buildProgram().parseAsync(process.argv);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`autoscaler: ${err.message}\n`);
+      process.exit(EXIT_CONFIG);
+    }
+    if (err instanceof UsageError || err instanceof StoreError) {
+      process.stderr.write(`autoscaler: ${err.message}\n`);
+      process.exit(EXIT_USAGE);
+    }
+    process.stderr.write(`autoscaler: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.exit(1);
+  }
+}
+
+void main();

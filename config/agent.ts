@@ -1,0 +1,79 @@
+import { z } from 'zod';
+import { address, bool, compileConfig, id, int, logLevel, num, str, type ConfigSources } from './shared.js';
+
+/** Monitor server the agent dials. */
+export const DEFAULT_AGENT_SERVER = '127.0.0.1:50051';
+/** First reconnect delay; doubles up to the maximum, with jitter. */
+export const DEFAULT_RECONNECT_MIN_MS = 250;
+export const DEFAULT_RECONNECT_MAX_MS = 10_000;
+/** Heartbeats kept while the server is unreachable (10 min at 1 Hz); the oldest are dropped first. */
+export const DEFAULT_BUFFER_SIZE = 600;
+/** Heartbeat interval used until the server announces its own. */
+export const DEFAULT_AGENT_INTERVAL_MS = 1_000;
+
+const schema = z.object({
+  AGENT_SERVER: address(DEFAULT_AGENT_SERVER),
+  AGENT_GROUP: id('default'),
+  AGENT_INSTANCE_ID: id(''),
+  AGENT_ADDRESS: str(''),
+  AGENT_SIMULATE: bool(false),
+  AGENT_RECONNECT_MIN_MS: int(DEFAULT_RECONNECT_MIN_MS, 10, 60_000),
+  AGENT_RECONNECT_MAX_MS: int(DEFAULT_RECONNECT_MAX_MS, 10, 600_000),
+  AGENT_BUFFER_SIZE: int(DEFAULT_BUFFER_SIZE, 1, 1_000_000),
+  AGENT_INTERVAL_MS: int(DEFAULT_AGENT_INTERVAL_MS, 10, 3_600_000),
+  AGENT_SIM_NOISE_PERCENT: num(2, 0, 50),
+  AGENT_SIM_SLEW_PERCENT_PER_S: num(25, 0.1, 1_000),
+  AGENT_EXIT_WITH_PARENT: bool(false),
+  LOG_LEVEL: logLevel(),
+}).superRefine((c, ctx) => {
+  if (c.AGENT_RECONNECT_MAX_MS < c.AGENT_RECONNECT_MIN_MS) {
+    ctx.addIssue({ code: 'custom', path: ['AGENT_RECONNECT_MAX_MS'], message: 'must be >= AGENT_RECONNECT_MIN_MS' });
+  }
+});
+
+/** Fully-defaulted, frozen agent configuration. */
+export interface AgentConfig {
+  /** host:port of the monitor server's gRPC endpoint. Default 127.0.0.1:50051. */
+  readonly server: string;
+  /** Scaling group this instance belongs to. Default "default". */
+  readonly groupId: string;
+  /** Instance id; empty means "derive it" (hostname). */
+  readonly instanceId: string;
+  /** Address reported for operators; empty means the hostname. */
+  readonly address: string;
+  /** Report simulated load driven by the group's demand instead of real CPU. Default false. */
+  readonly simulate: boolean;
+  /** Reconnect backoff bounds, ms. Defaults 250 and 10 000. */
+  readonly reconnectMinMs: number;
+  readonly reconnectMaxMs: number;
+  /** Heartbeats buffered while disconnected. Default 600. */
+  readonly bufferSize: number;
+  /** Sampling interval until the server announces one, ms. Default 1000. */
+  readonly intervalMs: number;
+  /** Simulated load: bounded noise amplitude, CPU points. Default 2. */
+  readonly simNoisePercent: number;
+  /** Simulated load: largest change per second, CPU points. Default 25. */
+  readonly simSlewPercentPerS: number;
+  /** Exit when the parent process goes away (set by the local provider). Default false. */
+  readonly exitWithParent: boolean;
+  readonly logLevel: z.output<ReturnType<typeof logLevel>>;
+}
+
+export function loadAgentConfig(sources: ConfigSources): AgentConfig {
+  const c = compileConfig(schema, sources);
+  return Object.freeze({
+    server: c.AGENT_SERVER,
+    groupId: c.AGENT_GROUP,
+    instanceId: c.AGENT_INSTANCE_ID,
+    address: c.AGENT_ADDRESS,
+    simulate: c.AGENT_SIMULATE,
+    reconnectMinMs: c.AGENT_RECONNECT_MIN_MS,
+    reconnectMaxMs: c.AGENT_RECONNECT_MAX_MS,
+    bufferSize: c.AGENT_BUFFER_SIZE,
+    intervalMs: c.AGENT_INTERVAL_MS,
+    simNoisePercent: c.AGENT_SIM_NOISE_PERCENT,
+    simSlewPercentPerS: c.AGENT_SIM_SLEW_PERCENT_PER_S,
+    exitWithParent: c.AGENT_EXIT_WITH_PARENT,
+    logLevel: c.LOG_LEVEL,
+  });
+}

@@ -1,0 +1,83 @@
+import { z } from 'zod';
+import { DEFAULT_DB_PATH, compileConfig, int, logLevel, port, str, type ConfigSources } from './shared.js';
+
+/** Heartbeat interval announced to agents. */
+export const DEFAULT_HEARTBEAT_INTERVAL_MS = 1_000;
+/** Silent this long: suspect (still counted as capacity, its metric is not used). */
+export const DEFAULT_SUSPECT_AFTER_MS = 2_500;
+/** Silent this long: dead (the controller replaces it). 4.5 intervals, so detection lands within 5. */
+export const DEFAULT_DEAD_AFTER_MS = 4_500;
+/** Batched writes: flush at least this often, or at this many rows. */
+export const DEFAULT_FLUSH_INTERVAL_MS = 200;
+export const DEFAULT_FLUSH_MAX_ROWS = 1_000;
+/** Raw samples are kept this long (6 h); the latest state is kept forever. */
+export const DEFAULT_SAMPLE_RETENTION_MS = 6 * 3_600_000;
+/** Largest gRPC message accepted; heartbeats are ~40 bytes. */
+export const DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024;
+
+const schema = z.object({
+  AUTOSCALER_DB: str(DEFAULT_DB_PATH),
+  MONITOR_GRPC_HOST: str('127.0.0.1'),
+  MONITOR_GRPC_PORT: port(50051),
+  MONITOR_HTTP_HOST: str('127.0.0.1'),
+  MONITOR_HTTP_PORT: port(8080),
+  MONITOR_HEARTBEAT_INTERVAL_MS: int(DEFAULT_HEARTBEAT_INTERVAL_MS, 10, 600_000),
+  MONITOR_SUSPECT_AFTER_MS: int(DEFAULT_SUSPECT_AFTER_MS, 10, 3_600_000),
+  MONITOR_DEAD_AFTER_MS: int(DEFAULT_DEAD_AFTER_MS, 10, 3_600_000),
+  MONITOR_FLUSH_INTERVAL_MS: int(DEFAULT_FLUSH_INTERVAL_MS, 1, 60_000),
+  MONITOR_FLUSH_MAX_ROWS: int(DEFAULT_FLUSH_MAX_ROWS, 1, 1_000_000),
+  MONITOR_SAMPLE_RETENTION_MS: int(DEFAULT_SAMPLE_RETENTION_MS, 60_000),
+  MONITOR_MAX_MESSAGE_BYTES: int(DEFAULT_MAX_MESSAGE_BYTES, 256, 4 * 1024 * 1024),
+  LOG_LEVEL: logLevel(),
+}).superRefine((c, ctx) => {
+  if (c.MONITOR_SUSPECT_AFTER_MS <= c.MONITOR_HEARTBEAT_INTERVAL_MS) {
+    ctx.addIssue({ code: 'custom', path: ['MONITOR_SUSPECT_AFTER_MS'], message: 'must be > MONITOR_HEARTBEAT_INTERVAL_MS' });
+  }
+  if (c.MONITOR_DEAD_AFTER_MS <= c.MONITOR_SUSPECT_AFTER_MS) {
+    ctx.addIssue({ code: 'custom', path: ['MONITOR_DEAD_AFTER_MS'], message: 'must be > MONITOR_SUSPECT_AFTER_MS' });
+  }
+});
+
+/** Fully-defaulted, frozen monitor server configuration. */
+export interface MonitorServerConfig {
+  /** SQLite file shared with the controller. Default ./data/autoscaler.db. */
+  readonly dbPath: string;
+  /** gRPC listen address; port 0 lets the OS choose. Default 127.0.0.1:50051. */
+  readonly grpcHost: string;
+  readonly grpcPort: number;
+  /** HTTP (/healthz, /api/status) listen address. Default 127.0.0.1:8080. */
+  readonly httpHost: string;
+  readonly httpPort: number;
+  /** Interval announced to agents, ms. Default 1000. */
+  readonly heartbeatIntervalMs: number;
+  /** Silence before suspect / dead, ms. Defaults 2500 / 4500. */
+  readonly suspectAfterMs: number;
+  readonly deadAfterMs: number;
+  /** Batched writer limits. Defaults 200 ms / 1000 rows. */
+  readonly flushIntervalMs: number;
+  readonly flushMaxRows: number;
+  /** Raw sample retention, ms. Default 6 h. */
+  readonly sampleRetentionMs: number;
+  /** Largest accepted gRPC message, bytes. Default 16 KiB. */
+  readonly maxMessageBytes: number;
+  readonly logLevel: z.output<ReturnType<typeof logLevel>>;
+}
+
+export function loadMonitorServerConfig(sources: ConfigSources): MonitorServerConfig {
+  const c = compileConfig(schema, sources);
+  return Object.freeze({
+    dbPath: c.AUTOSCALER_DB,
+    grpcHost: c.MONITOR_GRPC_HOST,
+    grpcPort: c.MONITOR_GRPC_PORT,
+    httpHost: c.MONITOR_HTTP_HOST,
+    httpPort: c.MONITOR_HTTP_PORT,
+    heartbeatIntervalMs: c.MONITOR_HEARTBEAT_INTERVAL_MS,
+    suspectAfterMs: c.MONITOR_SUSPECT_AFTER_MS,
+    deadAfterMs: c.MONITOR_DEAD_AFTER_MS,
+    flushIntervalMs: c.MONITOR_FLUSH_INTERVAL_MS,
+    flushMaxRows: c.MONITOR_FLUSH_MAX_ROWS,
+    sampleRetentionMs: c.MONITOR_SAMPLE_RETENTION_MS,
+    maxMessageBytes: c.MONITOR_MAX_MESSAGE_BYTES,
+    logLevel: c.LOG_LEVEL,
+  });
+}

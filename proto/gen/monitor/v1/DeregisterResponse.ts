@@ -1,0 +1,8 @@
+// Original file: proto/monitor/v1/monitor.proto
+
+
+export interface DeregisterResponse {
+}
+
+export interface DeregisterResponse__Output {
+}
