@@ -2,22 +2,14 @@
 import { Command, Option } from 'commander';
 import { config as loadDotenv } from 'dotenv';
 import { existsSync } from 'node:fs';
-import { runAgent } from '../agent/main.js';
-import { loadAgentConfig } from '../config/agent.js';
-import { loadControllerConfig } from '../config/controller.js';
-import { loadMonitorServerConfig } from '../config/monitor-server.js';
 import { ConfigError, DEFAULT_DB_PATH, type ConfigSources } from '../config/shared.js';
-import { runController } from '../controller/main.js';
 import { createLogger, type Logger } from '../lib/logger.js';
 import { version } from '../lib/version.js';
-import { runMonitorServer } from '../monitor-server/main.js';
-import { ProfileSpecError, formatProfile, parseProfileSpec, demandAt } from '../sim/profile.js';
-import { openStore, StoreError } from '../store/db.js';
-import { GroupStore } from '../store/groups.js';
-import { SimLoadStore } from '../store/simload.js';
-import { StatusReader } from '../store/status.js';
-import { runDemo } from './demo.js';
-import { formatStatus } from './format.js';
+import { ProfileSpecError, demandAt, formatProfile, parseProfileSpec } from '../sim/profile.js';
+import { StoreError } from '../store/errors.js';
+
+// Each command loads its modules when it runs: an agent never loads SQLite, the controller or
+// the AWS SDKs, which keeps its start-up and memory small (see the README's performance table).
 
 /** Exit status for an unusable configuration (sysexits EX_CONFIG); systemd units do not restart on it. */
 const EXIT_CONFIG = 78;
@@ -69,8 +61,9 @@ function dbPath(opts: { db?: string }): string {
   return opts.db ?? process.env.AUTOSCALER_DB ?? DEFAULT_DB_PATH;
 }
 
-function openExisting(path: string, readonly: boolean) {
+async function openExisting(path: string, readonly: boolean) {
   if (!existsSync(path)) throw new UsageError(`no database at ${path}: start the monitor server or controller, or pass --db / set AUTOSCALER_DB`);
+  const { openStore } = await import('../store/db.js');
   return openStore(path, { readonly });
 }
 
@@ -88,6 +81,8 @@ export function buildProgram(): Command {
     .option('--exit-with-parent', 'exit when the parent process exits (AGENT_EXIT_WITH_PARENT)')
     .option('--config <file>', 'config file (.json or dotenv format); the environment overrides it')
     .action(async (opts: { simulate?: boolean; exitWithParent?: boolean; config?: string }) => {
+      const { loadAgentConfig } = await import('../config/agent.js');
+      const { runAgent } = await import('../agent/main.js');
       const cfg = loadAgentConfig(sources(opts, {
         ...(opts.simulate ? { AGENT_SIMULATE: 'true' } : {}),
         ...(opts.exitWithParent ? { AGENT_EXIT_WITH_PARENT: 'true' } : {}),
@@ -102,6 +97,8 @@ export function buildProgram(): Command {
     .description('run the monitor server (MonitorS): gRPC ingest, failure detector, /healthz and /api/status')
     .option('--config <file>', 'config file (.json or dotenv format); the environment overrides it')
     .action(async (opts: { config?: string }) => {
+      const { loadMonitorServerConfig } = await import('../config/monitor-server.js');
+      const { runMonitorServer } = await import('../monitor-server/main.js');
       const cfg = loadMonitorServerConfig(sources(opts));
       const log = createLogger({ level: cfg.logLevel, process: 'monitor-server' });
       await serve(log, () => runMonitorServer(cfg, log));
@@ -112,6 +109,8 @@ export function buildProgram(): Command {
     .description('run the controller (ControllerASG): evaluate scaling policies and act through the provider')
     .option('--config <file>', 'config file (.json or dotenv format); the environment overrides it')
     .action(async (opts: { config?: string }) => {
+      const { loadControllerConfig } = await import('../config/controller.js');
+      const { runController } = await import('../controller/main.js');
       const cfg = loadControllerConfig(sources(opts));
       const log = createLogger({ level: cfg.logLevel, process: 'controller' });
       await serve(log, () => runController(cfg, log));
@@ -127,6 +126,7 @@ export function buildProgram(): Command {
     .option('--max-size <n>', 'largest group size', '6')
     .option('--refresh <time>', 'status table period', '3s')
     .action(async (opts: { duration?: string; profile: string; httpPort: string; dataDir: string; maxSize: string; refresh: string }) => {
+      const { runDemo } = await import('./demo.js');
       const code = await runDemo(opts);
       process.exit(code);
     });
@@ -138,8 +138,10 @@ export function buildProgram(): Command {
     .option('--db <path>', 'SQLite file (AUTOSCALER_DB)')
     .option('--group <id>', 'only this group')
     .option('--decisions <n>', 'how many recent decisions to show per group', '5')
-    .action((opts: { json?: boolean; db?: string; group?: string; decisions: string }) => {
-      const db = openExisting(dbPath(opts), true);
+    .action(async (opts: { json?: boolean; db?: string; group?: string; decisions: string }) => {
+      const { StatusReader } = await import('../store/status.js');
+      const { formatStatus } = await import('./format.js');
+      const db = await openExisting(dbPath(opts), true);
       try {
         const report = new StatusReader(db).report(Date.now(), { groupId: opts.group, decisions: Number(opts.decisions) || 5 });
         if (opts.group !== undefined && report.groups.length === 0) throw new UsageError(`no group "${opts.group}"`);
@@ -156,7 +158,7 @@ export function buildProgram(): Command {
     .argument('<group>', 'group id')
     .argument('<spec>', 'demand or profile')
     .option('--db <path>', 'SQLite file (AUTOSCALER_DB)')
-    .action((group: string, spec: string, opts: { db?: string }) => {
+    .action(async (group: string, spec: string, opts: { db?: string }) => {
       let profile;
       try {
         profile = parseProfileSpec(spec);
@@ -164,7 +166,9 @@ export function buildProgram(): Command {
         if (err instanceof ProfileSpecError) throw new UsageError(err.message);
         throw err;
       }
-      const db = openExisting(dbPath(opts), false);
+      const db = await openExisting(dbPath(opts), false);
+      const { GroupStore } = await import('../store/groups.js');
+      const { SimLoadStore } = await import('../store/simload.js');
       try {
         if (new GroupStore(db).get(group) === undefined) throw new UsageError(`no group "${group}": start the controller for it first`);
         new SimLoadStore(db).set(group, profile, Date.now());
@@ -178,8 +182,9 @@ export function buildProgram(): Command {
     .description('show the demand of a group')
     .argument('<group>', 'group id')
     .option('--db <path>', 'SQLite file (AUTOSCALER_DB)')
-    .action((group: string, opts: { db?: string }) => {
-      const db = openExisting(dbPath(opts), true);
+    .action(async (group: string, opts: { db?: string }) => {
+      const db = await openExisting(dbPath(opts), true);
+      const { SimLoadStore } = await import('../store/simload.js');
       try {
         const row = new SimLoadStore(db).get(group);
         process.stdout.write(row === undefined ? `no demand set for ${group}\n`
@@ -193,8 +198,9 @@ export function buildProgram(): Command {
     .description('remove the demand of a group (simulated agents hold their last load)')
     .argument('<group>', 'group id')
     .option('--db <path>', 'SQLite file (AUTOSCALER_DB)')
-    .action((group: string, opts: { db?: string }) => {
-      const db = openExisting(dbPath(opts), false);
+    .action(async (group: string, opts: { db?: string }) => {
+      const db = await openExisting(dbPath(opts), false);
+      const { SimLoadStore } = await import('../store/simload.js');
       try {
         process.stdout.write(new SimLoadStore(db).clear(group) ? `demand of ${group} cleared\n` : `no demand set for ${group}\n`);
       } finally {

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { address, bool, compileConfig, id, int, logLevel, num, str, type ConfigSources } from './shared.js';
+import { address, bool, compileConfig, type CrossCheck, id, int, logLevel, num, str, type ConfigSources } from './shared.js';
 
 /** Monitor server the agent dials. */
 export const DEFAULT_AGENT_SERVER = '127.0.0.1:50051';
@@ -11,7 +11,7 @@ export const DEFAULT_BUFFER_SIZE = 600;
 /** Heartbeat interval used until the server announces its own. */
 export const DEFAULT_AGENT_INTERVAL_MS = 1_000;
 
-const schema = z.object({
+const shape = {
   AGENT_SERVER: address(DEFAULT_AGENT_SERVER),
   AGENT_GROUP: id('default'),
   AGENT_INSTANCE_ID: id(''),
@@ -25,11 +25,12 @@ const schema = z.object({
   AGENT_SIM_SLEW_PERCENT_PER_S: num(25, 0.1, 1_000),
   AGENT_EXIT_WITH_PARENT: bool(false),
   LOG_LEVEL: logLevel(),
-}).superRefine((c, ctx) => {
-  if (c.AGENT_RECONNECT_MAX_MS < c.AGENT_RECONNECT_MIN_MS) {
-    ctx.addIssue({ code: 'custom', path: ['AGENT_RECONNECT_MAX_MS'], message: 'must be >= AGENT_RECONNECT_MIN_MS' });
-  }
-});
+};
+
+const checks: readonly CrossCheck<typeof shape>[] = [
+  (c) => (c.AGENT_RECONNECT_MAX_MS !== undefined && c.AGENT_RECONNECT_MIN_MS !== undefined && c.AGENT_RECONNECT_MAX_MS < c.AGENT_RECONNECT_MIN_MS
+    ? ['AGENT_RECONNECT_MAX_MS', 'must be >= AGENT_RECONNECT_MIN_MS'] : undefined),
+];
 
 /** Fully-defaulted, frozen agent configuration. */
 export interface AgentConfig {
@@ -59,8 +60,11 @@ export interface AgentConfig {
   readonly logLevel: z.output<ReturnType<typeof logLevel>>;
 }
 
+/** Every key this process reads, for docs and the example file. */
+export const AGENT_CONFIG_KEYS: readonly string[] = Object.keys(shape);
+
 export function loadAgentConfig(sources: ConfigSources): AgentConfig {
-  const c = compileConfig(schema, sources);
+  const c = compileConfig(shape, sources, checks);
   return Object.freeze({
     server: c.AGENT_SERVER,
     groupId: c.AGENT_GROUP,

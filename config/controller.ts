@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import type { GroupSpec } from '../controller/policy/types.js';
-import { DEFAULT_DB_PATH, compileConfig, isHostPort, id, int, logLevel, num, str, type ConfigSources } from './shared.js';
+import { DEFAULT_DB_PATH, compileConfig, type CrossCheck, isHostPort, id, int, logLevel, num, str, type ConfigSources } from './shared.js';
 
 /** How often the controller evaluates every group. */
 export const DEFAULT_CONTROLLER_INTERVAL_MS = 5_000;
@@ -20,7 +20,7 @@ export const DEFAULT_SCALE_OUT_MAX_PERCENT = 100;
 export const PROVIDERS = ['local'] as const;
 export type ProviderName = (typeof PROVIDERS)[number];
 
-const schema = z.object({
+const shape = {
   AUTOSCALER_DB: str(DEFAULT_DB_PATH),
   CONTROLLER_INTERVAL_MS: int(DEFAULT_CONTROLLER_INTERVAL_MS, 50, 3_600_000),
   CONTROLLER_PROVIDER: z.enum(PROVIDERS, { error: `must be one of: ${PROVIDERS.join(', ')}` }).default('local'),
@@ -39,11 +39,12 @@ const schema = z.object({
   LOCAL_LOG_DIR: str(''),
   LOCAL_AGENT_ENV: str(''),
   LOG_LEVEL: logLevel(),
-}).superRefine((c, ctx) => {
-  if (c.GROUP_MAX_SIZE < c.GROUP_MIN_SIZE) {
-    ctx.addIssue({ code: 'custom', path: ['GROUP_MAX_SIZE'], message: `must be >= GROUP_MIN_SIZE (${c.GROUP_MIN_SIZE})` });
-  }
-});
+};
+
+const checks: readonly CrossCheck<typeof shape>[] = [
+  (c) => (c.GROUP_MAX_SIZE !== undefined && c.GROUP_MIN_SIZE !== undefined && c.GROUP_MAX_SIZE < c.GROUP_MIN_SIZE
+    ? ['GROUP_MAX_SIZE', `must be >= GROUP_MIN_SIZE (${c.GROUP_MIN_SIZE})`] : undefined),
+];
 
 /** Fully-defaulted, frozen controller configuration. */
 export interface ControllerConfig {
@@ -83,8 +84,11 @@ function parseKeyValues(text: string): Record<string, string> {
   return out;
 }
 
+/** Every key this process reads, for docs and the example file. */
+export const CONTROLLER_CONFIG_KEYS: readonly string[] = Object.keys(shape);
+
 export function loadControllerConfig(sources: ConfigSources): ControllerConfig {
-  const c = compileConfig(schema, sources);
+  const c = compileConfig(shape, sources, checks);
   return Object.freeze({
     dbPath: c.AUTOSCALER_DB,
     intervalMs: c.CONTROLLER_INTERVAL_MS,

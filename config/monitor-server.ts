@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { DEFAULT_DB_PATH, compileConfig, int, logLevel, port, str, type ConfigSources } from './shared.js';
+import { DEFAULT_DB_PATH, compileConfig, type CrossCheck, int, logLevel, port, str, type ConfigSources } from './shared.js';
 
 /** Heartbeat interval announced to agents. */
 export const DEFAULT_HEARTBEAT_INTERVAL_MS = 1_000;
@@ -15,7 +15,7 @@ export const DEFAULT_SAMPLE_RETENTION_MS = 6 * 3_600_000;
 /** Largest gRPC message accepted; heartbeats are ~40 bytes. */
 export const DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024;
 
-const schema = z.object({
+const shape = {
   AUTOSCALER_DB: str(DEFAULT_DB_PATH),
   MONITOR_GRPC_HOST: str('127.0.0.1'),
   MONITOR_GRPC_PORT: port(50051),
@@ -29,14 +29,14 @@ const schema = z.object({
   MONITOR_SAMPLE_RETENTION_MS: int(DEFAULT_SAMPLE_RETENTION_MS, 60_000),
   MONITOR_MAX_MESSAGE_BYTES: int(DEFAULT_MAX_MESSAGE_BYTES, 256, 4 * 1024 * 1024),
   LOG_LEVEL: logLevel(),
-}).superRefine((c, ctx) => {
-  if (c.MONITOR_SUSPECT_AFTER_MS <= c.MONITOR_HEARTBEAT_INTERVAL_MS) {
-    ctx.addIssue({ code: 'custom', path: ['MONITOR_SUSPECT_AFTER_MS'], message: 'must be > MONITOR_HEARTBEAT_INTERVAL_MS' });
-  }
-  if (c.MONITOR_DEAD_AFTER_MS <= c.MONITOR_SUSPECT_AFTER_MS) {
-    ctx.addIssue({ code: 'custom', path: ['MONITOR_DEAD_AFTER_MS'], message: 'must be > MONITOR_SUSPECT_AFTER_MS' });
-  }
-});
+};
+
+const checks: readonly CrossCheck<typeof shape>[] = [
+  (c) => (c.MONITOR_SUSPECT_AFTER_MS !== undefined && c.MONITOR_HEARTBEAT_INTERVAL_MS !== undefined && c.MONITOR_SUSPECT_AFTER_MS <= c.MONITOR_HEARTBEAT_INTERVAL_MS
+    ? ['MONITOR_SUSPECT_AFTER_MS', 'must be > MONITOR_HEARTBEAT_INTERVAL_MS'] : undefined),
+  (c) => (c.MONITOR_DEAD_AFTER_MS !== undefined && c.MONITOR_SUSPECT_AFTER_MS !== undefined && c.MONITOR_DEAD_AFTER_MS <= c.MONITOR_SUSPECT_AFTER_MS
+    ? ['MONITOR_DEAD_AFTER_MS', 'must be > MONITOR_SUSPECT_AFTER_MS'] : undefined),
+];
 
 /** Fully-defaulted, frozen monitor server configuration. */
 export interface MonitorServerConfig {
@@ -63,8 +63,11 @@ export interface MonitorServerConfig {
   readonly logLevel: z.output<ReturnType<typeof logLevel>>;
 }
 
+/** Every key this process reads, for docs and the example file. */
+export const MONITOR_SERVER_CONFIG_KEYS: readonly string[] = Object.keys(shape);
+
 export function loadMonitorServerConfig(sources: ConfigSources): MonitorServerConfig {
-  const c = compileConfig(schema, sources);
+  const c = compileConfig(shape, sources, checks);
   return Object.freeze({
     dbPath: c.AUTOSCALER_DB,
     grpcHost: c.MONITOR_GRPC_HOST,

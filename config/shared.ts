@@ -57,20 +57,38 @@ function mergeSources(keys: readonly string[], sources: ConfigSources): Record<s
   return merged;
 }
 
+/** The parsed values of a config shape. */
+export type ConfigValues<S extends Record<string, z.ZodType>> = { [K in keyof S]: z.output<S[K]> };
+
 /**
- * Validate raw sources against a schema keyed by variable name. Every problem is collected and
+ * A rule across keys. It sees only the keys that parsed, so it runs even when others are wrong,
+ * and returns the key to blame with its message, or undefined when satisfied.
+ */
+export type CrossCheck<S extends Record<string, z.ZodType>> = (c: Partial<ConfigValues<S>>) => readonly [keyof S & string, string] | undefined;
+
+/**
+ * Validate raw sources against a shape keyed by variable name. Every problem is collected and
  * reported together, each prefixed by its key and the value given.
  */
-export function compileConfig<S extends z.ZodObject>(schema: S, sources: ConfigSources): z.output<S> {
-  const raw = mergeSources(Object.keys(schema.shape), sources);
-  const result = schema.safeParse(raw);
-  if (result.success) return result.data;
-  const problems = result.error.issues.map((issue) => {
-    const key = issue.path.map(String).join('.') || '(config)';
+export function compileConfig<S extends Record<string, z.ZodType>>(shape: S, sources: ConfigSources, checks: readonly CrossCheck<S>[] = []): ConfigValues<S> {
+  const raw = mergeSources(Object.keys(shape), sources);
+  const values: Partial<ConfigValues<S>> = {};
+  const problems: string[] = [];
+  const describe = (key: string, message: string) => {
     const given = raw[key];
-    return given === undefined ? `${key}: ${issue.message}` : `${key}: ${issue.message} (got "${given}")`;
-  });
-  throw new ConfigError(problems);
+    return given === undefined ? `${key}: ${message}` : `${key}: ${message} (got "${given}")`;
+  };
+  for (const key of Object.keys(shape) as (keyof S & string)[]) {
+    const result = (shape[key] as z.ZodType).safeParse(raw[key]);
+    if (result.success) values[key] = result.data as ConfigValues<S>[typeof key];
+    else problems.push(describe(key, result.error.issues[0]?.message ?? 'invalid'));
+  }
+  for (const check of checks) {
+    const failed = check(values);
+    if (failed !== undefined) problems.push(describe(failed[0], failed[1]));
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+  return values as ConfigValues<S>;
 }
 
 // Field builders. Each takes a documented default and yields a clear message.

@@ -1,14 +1,12 @@
 import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { StoreError } from './errors.js';
 import { MIGRATIONS } from './migrations.js';
 
 export type Db = Database.Database;
 
-/** The store cannot be opened or is of an unknown schema. */
-export class StoreError extends Error {
-  override name = 'StoreError';
-}
+export { StoreError };
 
 /** Wait this long for another process's write lock before failing a statement. */
 export const BUSY_TIMEOUT_MS = 5_000;

@@ -72,7 +72,7 @@ export class LocalProvider implements InstanceProvider {
     return { providerId: `pid:${child.pid}` };
   }
 
-  async terminate(req: { groupId: string; instanceId: string }): Promise<void> {
+  async terminate(req: { groupId: string; instanceId: string; providerId?: string | null }): Promise<void> {
     const c = this.children.get(req.instanceId);
     if (c === undefined) return;
     const p = c.process;

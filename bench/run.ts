@@ -1,0 +1,210 @@
+/**
+ * Benchmarks: `npm run bench` (or `node dist/bench/run.js [name…]`). Each prints its figures;
+ * the README's performance table quotes them. Every loop is bounded in count and time, and all
+ * traffic stays on 127.0.0.1.
+ *
+ *   store    batched sample writes to SQLite (rows/s by batch size)
+ *   grpc     heartbeats through a real monitor-server process (throughput, server CPU per heartbeat, RSS)
+ *   status   status report over 1,000 instances (ms)
+ *   policy   target-tracking evaluations (µs each)
+ *   agent    a simulated agent's footprint (RSS, CPU) at 1 Hz
+ */
+import * as grpc from '@grpc/grpc-js';
+import { spawn } from 'node:child_process';
+import { readFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { targetTracking } from '../controller/policy/target-tracking.js';
+import type { GroupSpec } from '../controller/policy/types.js';
+import { cliEntry } from '../lib/paths.js';
+import { SESSION_METADATA_KEY, monitorProto, type HeartbeatAck__Output } from '../lib/proto.js';
+import { openStore } from '../store/db.js';
+import { GroupStore } from '../store/groups.js';
+import { InstanceStore } from '../store/instances.js';
+import { StatusReader } from '../store/status.js';
+import { TelemetryStore, type SampleRecord } from '../store/telemetry.js';
+
+const spec: GroupSpec = {
+  id: 'bench', minSize: 1, maxSize: 10_000,
+  policy: { kind: 'target-tracking', targetCpu: 50, tolerance: 0.1, scaleInStabilizationMs: 300_000, scaleOutMaxStep: 4, scaleOutMaxPercent: 100 },
+};
+const CLK_TCK = 100; // Linux USER_HZ
+const results: { bench: string; metric: string; value: string }[] = [];
+const report = (bench: string, metric: string, value: string) => {
+  results.push({ bench, metric, value });
+  process.stdout.write(`${bench.padEnd(8)} ${metric.padEnd(48)} ${value}\n`);
+};
+
+function tmp(): string {
+  return mkdtempSync(join(tmpdir(), 'autoscaler-bench-'));
+}
+
+function procStats(pid: number): { cpuMs: number; rssMiB: number } {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const ticks = Number(fields[11]) + Number(fields[12]); // utime + stime
+  const rss = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return { cpuMs: (ticks * 1000) / CLK_TCK, rssMiB: Number(rss?.[1] ?? 0) / 1024 };
+}
+
+function seedGroup(dbPath: string, instances: number): void {
+  const db = openStore(dbPath);
+  new GroupStore(db).upsert(spec, Date.now());
+  const store = new InstanceStore(db);
+  for (let i = 0; i < instances; i++) store.register({ id: `i-${i}`, groupId: spec.id, address: '127.0.0.1', agentVersion: 'bench' }, Date.now());
+  db.close();
+}
+
+async function benchStore(): Promise<void> {
+  const dir = tmp();
+  const dbPath = join(dir, 'a.db');
+  seedGroup(dbPath, 1_000);
+  const db = openStore(dbPath);
+  const t = new TelemetryStore(db);
+  let seq = 0;
+  for (const batchSize of [1, 100, 1_000]) {
+    const total = batchSize === 1 ? 20_000 : 100_000;
+    const start = performance.now();
+    for (let done = 0; done < total; done += batchSize) {
+      const batch: SampleRecord[] = [];
+      for (let k = 0; k < batchSize; k++) {
+        seq++;
+        batch.push({ instanceId: `i-${seq % 1_000}`, seq, sampleAt: seq, receivedAt: seq, cpu: 50, mem: 30 });
+      }
+      t.writeBatch(batch);
+    }
+    const s = (performance.now() - start) / 1000;
+    report('store', `sample + latest upsert, batches of ${batchSize}`, `${Math.round(total / s).toLocaleString('en-US')} rows/s`);
+  }
+  db.close();
+  rmSync(dir, { recursive: true, force: true });
+}
+
+async function startMonitor(dbPath: string): Promise<{ pid: number; port: number; stop: () => Promise<void> }> {
+  const child = spawn(process.execPath, [cliEntry(), 'monitor-server'], {
+    env: { ...process.env, AUTOSCALER_DB: dbPath, MONITOR_GRPC_PORT: '0', MONITOR_HTTP_PORT: '0', LOG_LEVEL: 'warn',
+      MONITOR_SUSPECT_AFTER_MS: '600000', MONITOR_DEAD_AFTER_MS: '900000', MONITOR_HEARTBEAT_INTERVAL_MS: '1000' },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  // The listening line is logged at info; read the address from the store instead.
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    const db = openStore(dbPath);
+    const row = db.prepare("SELECT info FROM components WHERE name = 'monitor-server'").get() as { info: string } | undefined;
+    db.close();
+    if (row !== undefined) {
+      const port = Number(String((JSON.parse(row.info) as { grpcAddress: string }).grpcAddress).split(':').pop());
+      return {
+        pid: child.pid as number,
+        port,
+        stop: () => new Promise((r) => { child.once('exit', () => r()); child.kill('SIGTERM'); }),
+      };
+    }
+    if (Date.now() > deadline) throw new Error('monitor server did not start');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+async function benchGrpc(streams = 500, perStream = 200): Promise<void> {
+  const dir = tmp();
+  const dbPath = join(dir, 'a.db');
+  seedGroup(dbPath, 0);
+  const monitor = await startMonitor(dbPath);
+  const Ctor = monitorProto().monitor.v1.Monitor;
+  const client = new Ctor(`127.0.0.1:${monitor.port}`, grpc.credentials.createInsecure());
+  const sessions = await Promise.all(Array.from({ length: streams }, (_, i) => new Promise<string>((resolve, reject) =>
+    client.Register({ instance_id: `i-${i}`, group_id: spec.id, agent_version: 'bench', address: '127.0.0.1' }, (err, res) => (err || !res ? reject(err) : resolve(res.session_id))))));
+  const idle = procStats(monitor.pid);
+  const start = performance.now();
+  let acks = 0;
+  await Promise.race([
+    Promise.all(sessions.map((sid) => new Promise<void>((resolve, reject) => {
+      const md = new grpc.Metadata();
+      md.set(SESSION_METADATA_KEY, sid);
+      const s = client.Heartbeats(md);
+      s.on('data', (a: HeartbeatAck__Output) => {
+        acks++;
+        if (Number(a.persisted_seq) === perStream) { s.end(); resolve(); }
+      });
+      s.on('error', reject);
+      const now = Date.now();
+      for (let seq = 1; seq <= perStream; seq++) s.write({ seq, sample_time_ms: now, cpu_percent: 50, mem_percent: 30 });
+    }))),
+    new Promise((_, reject) => setTimeout(() => reject(new Error('grpc bench exceeded 120 s')), 120_000).unref()),
+  ]);
+  const seconds = (performance.now() - start) / 1000;
+  const busy = procStats(monitor.pid);
+  const total = streams * perStream;
+  report('grpc', `${streams} streams × ${perStream} heartbeats, stored + acked`, `${Math.round(total / seconds).toLocaleString('en-US')} heartbeats/s`);
+  report('grpc', 'monitor-server CPU per heartbeat', `${(((busy.cpuMs - idle.cpuMs) * 1000) / total).toFixed(1)} µs`);
+  report('grpc', `acks sent for ${total.toLocaleString('en-US')} heartbeats (batched)`, acks.toLocaleString('en-US'));
+  report('grpc', `monitor-server RSS with ${streams} streams`, `${busy.rssMiB.toFixed(0)} MiB`);
+  client.close();
+  await monitor.stop();
+  rmSync(dir, { recursive: true, force: true });
+}
+
+async function benchStatus(): Promise<void> {
+  const dir = tmp();
+  const dbPath = join(dir, 'a.db');
+  seedGroup(dbPath, 1_000);
+  const db = openStore(dbPath);
+  new TelemetryStore(db).writeBatch(Array.from({ length: 1_000 }, (_, i) => ({ instanceId: `i-${i}`, seq: 1, sampleAt: 1, receivedAt: 1, cpu: 50, mem: 30 })));
+  const reader = new StatusReader(db);
+  const n = 50;
+  const start = performance.now();
+  for (let i = 0; i < n; i++) reader.report(Date.now());
+  report('status', 'status report, 1,000 instances (from `latest`)', `${((performance.now() - start) / n).toFixed(2)} ms`);
+  db.close();
+  rmSync(dir, { recursive: true, force: true });
+}
+
+async function benchPolicy(): Promise<void> {
+  const readyCpu = Array.from({ length: 1_000 }, (_, i) => 30 + (i % 50));
+  const n = 20_000;
+  const start = performance.now();
+  let history = [] as ReturnType<typeof targetTracking>['history'];
+  for (let i = 0; i < n; i++) history = targetTracking({ group: spec, observation: { readyCpu, pending: 0, suspect: 0 }, history, now: i * 1_000 }).history;
+  report('policy', 'target tracking, 1,000 ready instances', `${(((performance.now() - start) * 1000) / n).toFixed(1)} µs/evaluation`);
+}
+
+async function benchAgent(): Promise<void> {
+  const dir = tmp();
+  const dbPath = join(dir, 'a.db');
+  seedGroup(dbPath, 0);
+  const monitor = await startMonitor(dbPath);
+  const agent = spawn(process.execPath, [cliEntry(), 'agent', '--simulate'], {
+    env: { ...process.env, AGENT_SERVER: `127.0.0.1:${monitor.port}`, AGENT_GROUP: spec.id, AGENT_INSTANCE_ID: 'agent-bench', LOG_LEVEL: 'warn' },
+    stdio: 'ignore',
+  });
+  await new Promise((r) => setTimeout(r, 3_000)); // warm up: registered, streaming
+  const a = procStats(agent.pid as number);
+  const windowMs = 10_000;
+  await new Promise((r) => setTimeout(r, windowMs));
+  const b = procStats(agent.pid as number);
+  report('agent', 'simulated agent RSS at 1 Hz', `${b.rssMiB.toFixed(0)} MiB`);
+  report('agent', 'simulated agent CPU at 1 Hz', `${(((b.cpuMs - a.cpuMs) / windowMs) * 100).toFixed(2)} % of a core`);
+  await new Promise<void>((r) => { agent.once('exit', () => r()); agent.kill('SIGTERM'); });
+  await monitor.stop();
+  rmSync(dir, { recursive: true, force: true });
+}
+
+const benches: Record<string, () => Promise<void>> = { store: benchStore, grpc: () => benchGrpc(), status: benchStatus, policy: benchPolicy, agent: benchAgent };
+
+async function main(): Promise<void> {
+  const wanted = process.argv.slice(2);
+  const names = wanted.length > 0 ? wanted : Object.keys(benches);
+  process.stdout.write(`node ${process.version}, ${(await import('node:os')).cpus().length} cores\n`);
+  for (const name of names) {
+    const run = benches[name];
+    if (run === undefined) throw new Error(`unknown bench "${name}": ${Object.keys(benches).join(', ')}`);
+    await run();
+  }
+  process.stdout.write(`\n| bench | metric | value |\n|---|---|---|\n${results.map((r) => `| ${r.bench} | ${r.metric} | ${r.value} |`).join('\n')}\n`);
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,98 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { loadAgentConfig } from './agent.js';
+import { loadControllerConfig } from './controller.js';
+import { loadMonitorServerConfig } from './monitor-server.js';
+import { ConfigError } from './shared.js';
+
+function problems(fn: () => unknown): readonly string[] {
+  try {
+    fn();
+  } catch (err) {
+    if (err instanceof ConfigError) return err.problems;
+    throw err;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('controller config', () => {
+  it('is fully defaulted and frozen', () => {
+    const c = loadControllerConfig({ env: {} });
+    expect(c).toMatchObject({
+      intervalMs: 5_000, provider: 'local', dbPath: './data/autoscaler.db',
+      group: { id: 'default', minSize: 1, maxSize: 4, policy: { targetCpu: 50, tolerance: 0.1, scaleInStabilizationMs: 300_000 } },
+      local: { agentServer: 'auto', terminateTimeoutMs: 10_000 },
+    });
+    expect(Object.isFrozen(c)).toBe(true);
+    expect(Object.isFrozen(c.group.policy)).toBe(true);
+  });
+
+  it('names every bad key at once', () => {
+    const p = problems(() => loadControllerConfig({ env: { GROUP_MIN_SIZE: '5', GROUP_MAX_SIZE: '2', CONTROLLER_PROVIDER: 'gce', CONTROLLER_INTERVAL_MS: 'soon', LOCAL_AGENT_SERVER: 'nohost' } }));
+    expect(p).toEqual(expect.arrayContaining([
+      expect.stringMatching(/^GROUP_MAX_SIZE: must be >= GROUP_MIN_SIZE \(5\)/),
+      expect.stringMatching(/^CONTROLLER_PROVIDER: must be one of: local \(got "gce"\)/),
+      expect.stringMatching(/^CONTROLLER_INTERVAL_MS: must be a number/),
+      expect.stringMatching(/^LOCAL_AGENT_SERVER: must be host:port or "auto"/),
+    ]));
+    expect(p).toHaveLength(4);
+  });
+
+  it.each([
+    { name: 'target above 100', env: { GROUP_TARGET_CPU: '150' }, key: 'GROUP_TARGET_CPU' },
+    { name: 'fractional size', env: { GROUP_MAX_SIZE: '2.5' }, key: 'GROUP_MAX_SIZE' },
+    { name: 'bad group id', env: { GROUP_ID: 'no spaces please' }, key: 'GROUP_ID' },
+    { name: 'bad log level', env: { LOG_LEVEL: 'loud' }, key: 'LOG_LEVEL' },
+  ])('refuses $name', ({ env, key }) => {
+    expect(problems(() => loadControllerConfig({ env }))[0]).toMatch(new RegExp(`^${key}: `));
+  });
+});
+
+describe('monitor server config', () => {
+  it('refuses ports out of range and inverted thresholds', () => {
+    const p = problems(() => loadMonitorServerConfig({ env: { MONITOR_GRPC_PORT: '70000', MONITOR_HTTP_PORT: '-1', MONITOR_SUSPECT_AFTER_MS: '6000', MONITOR_DEAD_AFTER_MS: '5000' } }));
+    expect(p).toEqual(expect.arrayContaining([
+      'MONITOR_GRPC_PORT: must be <= 65535 (got "70000")',
+      'MONITOR_HTTP_PORT: must be >= 0 (got "-1")',
+      'MONITOR_DEAD_AFTER_MS: must be > MONITOR_SUSPECT_AFTER_MS (got "5000")',
+    ]));
+  });
+
+  it('has the documented liveness defaults', () => {
+    expect(loadMonitorServerConfig({ env: {} })).toMatchObject({ heartbeatIntervalMs: 1_000, suspectAfterMs: 2_500, deadAfterMs: 4_500, grpcPort: 50051, httpPort: 8080 });
+  });
+});
+
+describe('agent config', () => {
+  it('parses booleans and refuses a bad server address', () => {
+    expect(loadAgentConfig({ env: { AGENT_SIMULATE: 'yes' } }).simulate).toBe(true);
+    expect(problems(() => loadAgentConfig({ env: { AGENT_SERVER: 'localhost:99999', AGENT_SIMULATE: 'maybe' } }))).toEqual([
+      'AGENT_SERVER: must be host:port with port <= 65535 (got "localhost:99999")',
+      'AGENT_SIMULATE: must be true or false (got "maybe")',
+    ]);
+  });
+});
+
+describe('config files', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'autoscaler-config-'));
+
+  it('reads JSON and dotenv files; the environment overrides them', () => {
+    const json = join(dir, 'c.json');
+    writeFileSync(json, JSON.stringify({ GROUP_MAX_SIZE: 9, GROUP_ID: 'web' }));
+    const env = join(dir, 'c.env');
+    writeFileSync(env, 'GROUP_MAX_SIZE=7\n# comment\nGROUP_ID=api\n');
+    expect(loadControllerConfig({ env: {}, file: json }).group).toMatchObject({ id: 'web', maxSize: 9 });
+    expect(loadControllerConfig({ env: { GROUP_ID: 'override' }, file: env }).group).toMatchObject({ id: 'override', maxSize: 7 });
+  });
+
+  it.each([
+    { name: 'missing file', file: () => join(dir, 'nope.json'), msg: /config file .*nope\.json: ENOENT/ },
+    { name: 'broken JSON', file: () => { const f = join(dir, 'bad.json'); writeFileSync(f, '{'); return f; }, msg: /not valid JSON/ },
+    { name: 'JSON array', file: () => { const f = join(dir, 'arr.json'); writeFileSync(f, '[]'); return f; }, msg: /must hold a JSON object/ },
+    { name: 'nested value', file: () => { const f = join(dir, 'nest.json'); writeFileSync(f, '{"GROUP_ID":{"a":1}}'); return f; }, msg: /GROUP_ID: must be a string, number or boolean/ },
+  ])('refuses a $name', ({ file, msg }) => {
+    expect(problems(() => loadControllerConfig({ env: {}, file: file() }))[0]).toMatch(msg);
+  });
+});

@@ -1,0 +1,105 @@
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { runAgent, type AgentHandle } from '../agent/main.js';
+import { loadAgentConfig } from '../config/agent.js';
+import { loadMonitorServerConfig } from '../config/monitor-server.js';
+import type { GroupSpec } from '../controller/policy/types.js';
+import { systemClock } from '../lib/clock.js';
+import { captureLogger } from '../lib/testing.js';
+import { MonitorServer, type MonitorServerHandle } from '../monitor-server/server.js';
+import { openStore, type Db } from '../store/db.js';
+import { GroupStore } from '../store/groups.js';
+import { SimLoadStore } from '../store/simload.js';
+import { tempDir, waitFor } from './helpers.js';
+
+const spec: GroupSpec = {
+  id: 'web', minSize: 1, maxSize: 4,
+  policy: { kind: 'target-tracking', targetCpu: 50, tolerance: 0.1, scaleInStabilizationMs: 1_000, scaleOutMaxStep: 4, scaleOutMaxPercent: 100 },
+};
+
+const cleanup: (() => Promise<void> | void)[] = [];
+afterEach(async () => {
+  for (const f of cleanup.splice(0).reverse()) await f();
+});
+
+async function startServer(db: Db, dbPath: string, port = 0): Promise<MonitorServerHandle> {
+  const cfg = loadMonitorServerConfig({ env: {
+    AUTOSCALER_DB: dbPath, MONITOR_GRPC_PORT: String(port), MONITOR_HTTP_PORT: '0',
+    MONITOR_HEARTBEAT_INTERVAL_MS: '40', MONITOR_SUSPECT_AFTER_MS: '2000', MONITOR_DEAD_AFTER_MS: '4000', MONITOR_FLUSH_INTERVAL_MS: '20',
+  } });
+  return new MonitorServer(cfg, db, systemClock, captureLogger('warn').log).start();
+}
+
+function startAgent(port: number, extra: Record<string, string> = {}): AgentHandle {
+  const cfg = loadAgentConfig({ env: {
+    AGENT_SERVER: `127.0.0.1:${port}`, AGENT_GROUP: 'web', AGENT_INSTANCE_ID: 'agent-1', AGENT_SIMULATE: 'true',
+    AGENT_INTERVAL_MS: '40', AGENT_RECONNECT_MIN_MS: '20', AGENT_RECONNECT_MAX_MS: '200', ...extra,
+  } });
+  const agent = runAgent(cfg, captureLogger('warn').log);
+  cleanup.push(() => agent.stop('test over'));
+  return agent;
+}
+
+const seqs = (db: Db) => (db.prepare('SELECT seq FROM samples ORDER BY seq').all() as { seq: number }[]).map((r) => r.seq);
+
+describe('agent ↔ monitor server', () => {
+  it('survives a monitor server restart and replays what it buffered: no gap, no duplicate', async () => {
+    const dbPath = join(tempDir(), 'a.db');
+    const db = openStore(dbPath);
+    cleanup.push(() => { db.close(); });
+    new GroupStore(db).upsert(spec, Date.now());
+    new SimLoadStore(db).set('web', { kind: 'constant', value: 80 }, Date.now());
+    let server = await startServer(db, dbPath);
+    const port = server.grpcPort;
+    const agent = startAgent(port);
+    await waitFor('10 stored samples', () => seqs(db).length >= 10);
+    expect(agent.reporter.groupView).toMatchObject({ liveInstances: 1, demandPercent: 80 });
+
+    await server.close();
+    const storedBefore = seqs(db).length;
+    const sampledAtStop = agent.reporter.stats.sampled;
+    await waitFor('samples buffered while the server is down', () => agent.reporter.stats.sampled >= sampledAtStop + 10);
+    expect(agent.reporter.stats.buffered).toBeGreaterThanOrEqual(10);
+
+    server = await startServer(db, dbPath, port);
+    cleanup.push(() => server.close());
+    await waitFor('buffer replayed', () => agent.reporter.stats.connects >= 2 && agent.reporter.stats.buffered <= 2 && seqs(db).length > storedBefore + 10, 10_000);
+    const stored = seqs(db);
+    expect(stored).toEqual(Array.from({ length: stored.length }, (_, k) => k + 1));
+    expect(agent.reporter.stats.dropped).toBe(0);
+  });
+
+  it('with the monitor server down it keeps sampling into a bounded buffer, then delivers what it kept', async () => {
+    const dbPath = join(tempDir(), 'a.db');
+    const db = openStore(dbPath);
+    cleanup.push(() => { db.close(); });
+    new GroupStore(db).upsert(spec, Date.now());
+    // Reserve a port, then free it: nothing listens there until we start the server.
+    const probe = await startServer(db, dbPath);
+    const port = probe.grpcPort;
+    await probe.close();
+    const agent = startAgent(port, { AGENT_BUFFER_SIZE: '5' });
+    await waitFor('buffer overflow', () => agent.reporter.stats.dropped >= 3);
+    expect(agent.reporter.stats.buffered).toBe(5);
+    const server = await startServer(db, dbPath, port);
+    cleanup.push(() => server.close());
+    await waitFor('delivered', () => agent.reporter.stats.connects >= 1 && seqs(db).length >= 8);
+    const stored = seqs(db);
+    // The oldest were dropped by the bound, but what was kept is numbered from 1 and contiguous.
+    expect(stored).toEqual(Array.from({ length: stored.length }, (_, k) => k + 1));
+  });
+
+  it('deregisters on stop so the instance stops counting at once', async () => {
+    const dbPath = join(tempDir(), 'a.db');
+    const db = openStore(dbPath);
+    cleanup.push(() => { db.close(); });
+    new GroupStore(db).upsert(spec, Date.now());
+    const server = await startServer(db, dbPath);
+    cleanup.push(() => server.close());
+    const agent = startAgent(server.grpcPort);
+    await waitFor('registered', () => agent.reporter.stats.connects === 1 && seqs(db).length > 0);
+    await agent.stop('SIGTERM');
+    const row = db.prepare("SELECT state, state_reason FROM instances WHERE id = 'agent-1'").get();
+    expect(row).toEqual({ state: 'dead', state_reason: 'deregistered: SIGTERM' });
+  });
+});

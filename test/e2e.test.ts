@@ -1,0 +1,145 @@
+/**
+ * End to end with real processes on loopback: `autoscaler monitor-server` and `autoscaler
+ * controller` as separate processes sharing one SQLite file, the local provider starting real
+ * `autoscaler agent --simulate` children, load driven through `autoscaler load set`.
+ */
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openStore, type Db } from '../store/db.js';
+import { StatusReader, type GroupStatus } from '../store/status.js';
+import { isAlive, killAll, runCli, startCli, tempDir, waitFor, type CliProcess } from './helpers.js';
+
+const GROUP = 'e2e';
+const HEARTBEAT_MS = 500;
+const env = (dbPath: string) => ({ AUTOSCALER_DB: dbPath, LOG_LEVEL: 'info' });
+
+let dbPath: string;
+let monitor: CliProcess;
+let controller: CliProcess;
+let db: Db;
+let status: StatusReader;
+
+function group(): GroupStatus {
+  const g = status.report(Date.now(), { groupId: GROUP, decisions: 100 }).groups[0];
+  if (g === undefined) throw new Error('group not created yet');
+  return g;
+}
+
+const running = (g: GroupStatus) => g.instances.filter((i) => i.state === 'running');
+
+beforeAll(async () => {
+  dbPath = join(tempDir(), 'fleet.db');
+  monitor = startCli(['monitor-server'], {
+    ...env(dbPath),
+    MONITOR_GRPC_PORT: '0', MONITOR_HTTP_PORT: '0',
+    MONITOR_HEARTBEAT_INTERVAL_MS: String(HEARTBEAT_MS), MONITOR_SUSPECT_AFTER_MS: '1200', MONITOR_DEAD_AFTER_MS: '2000',
+    MONITOR_FLUSH_INTERVAL_MS: '50',
+  });
+  await waitFor('monitor server listening', () => monitor.logs().find((l) => l.msg === 'monitor server listening'), 15_000);
+  controller = startCli(['controller'], {
+    ...env(dbPath),
+    CONTROLLER_INTERVAL_MS: '400', CONTROLLER_LAUNCH_TIMEOUT_MS: '15000',
+    GROUP_ID: GROUP, GROUP_MIN_SIZE: '1', GROUP_MAX_SIZE: '6', GROUP_TARGET_CPU: '50', GROUP_SCALE_IN_STABILIZATION_MS: '3000',
+    LOCAL_AGENT_SERVER: 'auto', LOCAL_TERMINATE_TIMEOUT_MS: '2000',
+    LOCAL_AGENT_ENV: 'AGENT_SIM_NOISE_PERCENT=1,AGENT_SIM_SLEW_PERCENT_PER_S=100',
+  });
+  db = openStore(dbPath, { readonly: true });
+  status = new StatusReader(db);
+  await waitFor('first instance running', () => running(group()).length === 1, 20_000);
+}, 60_000);
+
+afterAll(async () => {
+  await controller?.stop();
+  await monitor?.stop();
+  db?.close();
+  killAll();
+});
+
+describe('e2e: scale out, scale in, replace', () => {
+  it('demand of 200 % of one instance → 4 live instances with the average back in the target band', async () => {
+    const set = await runCli(['load', 'set', GROUP, '200'], env(dbPath));
+    expect(set.code).toBe(0);
+    const g = await waitFor('4 running, none pending, avg CPU within 45..55', () => {
+      const s = group();
+      return running(s).length === 4 && s.counts.pending === 0 && s.avgCpu !== null && s.avgCpu >= 45 && s.avgCpu <= 55 ? s : undefined;
+    }, 60_000, 100);
+    expect(g.desired).toBe(4);
+    const outs = g.decisions.filter((d) => d.reason === 'ScaleOut');
+    expect(outs.length).toBeGreaterThanOrEqual(2); // 1 → 2 → … → 4, never in one leap past what the metric shows
+    expect(Math.max(...g.decisions.map((d) => d.to))).toBe(4);
+  }, 90_000);
+
+  it('demand lowered → back to the minimum of 1', async () => {
+    expect((await runCli(['load', 'set', GROUP, '20'], env(dbPath))).code).toBe(0);
+    const g = await waitFor('back to 1 running', () => {
+      const s = group();
+      return running(s).length === 1 && s.counts.pending + s.counts.suspect + s.counts.terminating === 0 ? s : undefined;
+    }, 60_000, 100);
+    expect(g.desired).toBe(1);
+    expect(g.decisions.some((d) => d.reason === 'ScaleIn')).toBe(true);
+  }, 90_000);
+
+  it('kill -9 of an agent → marked dead within 5 heartbeat intervals and replaced', async () => {
+    const victim = running(group())[0];
+    if (victim?.providerId == null) throw new Error('no running instance');
+    const pid = Number(victim.providerId.slice(4));
+    const killedAt = Date.now();
+    process.kill(pid, 'SIGKILL');
+    const replacement = await waitFor('replacement running', () => {
+      const s = group();
+      return running(s).find((i) => i.id !== victim.id);
+    }, 30_000, 100);
+    const decision = group().decisions.find((d) => d.reason === 'ReplaceUnhealthy' && String(d.details.replaced) === victim.id);
+    expect(decision?.message).toMatch(/dead \(instance gone: exited with signal SIGKILL\)/);
+    expect((decision?.ts ?? Infinity) - killedAt).toBeLessThanOrEqual(5 * HEARTBEAT_MS);
+    expect(replacement.id).not.toBe(victim.id);
+    expect(isAlive(pid)).toBe(false);
+  }, 60_000);
+
+  it('a hung agent (SIGSTOP) → declared dead by the failure detector within 5 intervals of its last heartbeat, terminated and replaced', async () => {
+    const victim = running(group())[0];
+    if (victim?.providerId == null) throw new Error('no running instance');
+    const pid = Number(victim.providerId.slice(4));
+    process.kill(pid, 'SIGSTOP');
+    const decision = await waitFor('replace decision', () =>
+      group().decisions.find((d) => d.reason === 'ReplaceUnhealthy' && String(d.details.replaced) === victim.id), 30_000, 100);
+    const silent = Number(/no heartbeat for (\d+) ms/.exec(decision.message)?.[1]);
+    expect(silent).toBeGreaterThanOrEqual(2_000);
+    expect(silent).toBeLessThanOrEqual(5 * HEARTBEAT_MS);
+    await waitFor('replacement running, victim gone', () => {
+      const s = group();
+      return running(s).some((i) => i.id !== victim.id) && !isAlive(pid);
+    }, 30_000, 100);
+  }, 60_000);
+
+  it('every decision row has a reason and a message', () => {
+    const rows = db.prepare('SELECT reason, message FROM decisions').all() as { reason: string; message: string }[];
+    expect(rows.length).toBeGreaterThan(3);
+    for (const r of rows) {
+      expect(r.reason).toMatch(/^[A-Z][A-Za-z]+$/);
+      expect(r.message.length).toBeGreaterThan(0);
+    }
+  });
+
+  it('`autoscaler status` shows the group, and `--json` the same document as /api/status', async () => {
+    const text = await runCli(['status'], env(dbPath));
+    expect(text.code).toBe(0);
+    expect(text.output).toContain(`group ${GROUP}`);
+    expect(text.output).toMatch(/running/);
+    const json = await runCli(['status', '--json'], env(dbPath));
+    const doc = JSON.parse(json.output) as { groups: { id: string }[]; components: { name: string }[] };
+    expect(doc.groups.map((g) => g.id)).toEqual([GROUP]);
+    expect(doc.components.map((c) => c.name).sort()).toEqual(['controller', 'monitor-server']);
+    const http = monitor.logs().find((l) => l.msg === 'monitor server listening')?.httpAddress as string;
+    const api = (await (await fetch(`http://${http}/api/status`)).json()) as { groups: { id: string }[] };
+    expect(api.groups.map((g) => g.id)).toEqual([GROUP]);
+  });
+
+  it('stopping the controller stops its agents: no child process is left behind', async () => {
+    const pids = group().instances.filter((i) => i.providerId !== null).map((i) => Number(i.providerId?.slice(4)));
+    expect(pids.length).toBeGreaterThan(0);
+    await controller.stop();
+    expect((await controller.exited).code).toBe(0);
+    expect(pids.filter(isAlive)).toEqual([]);
+  });
+});
