@@ -14,6 +14,11 @@ export const DEFAULT_FLUSH_MAX_ROWS = 1_000;
 export const DEFAULT_SAMPLE_RETENTION_MS = 6 * 3_600_000;
 /** Largest gRPC message accepted; heartbeats are ~40 bytes. */
 export const DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024;
+/**
+ * After a restart, instances the store says are live get this long to reconnect before silence
+ * counts against them (agents back off up to 10 s), so a monitor outage never looks like a dead fleet.
+ */
+export const DEFAULT_STARTUP_GRACE_MS = 15_000;
 
 const shape = {
   AUTOSCALER_DB: str(DEFAULT_DB_PATH),
@@ -28,6 +33,7 @@ const shape = {
   MONITOR_FLUSH_MAX_ROWS: int(DEFAULT_FLUSH_MAX_ROWS, 1, 1_000_000),
   MONITOR_SAMPLE_RETENTION_MS: int(DEFAULT_SAMPLE_RETENTION_MS, 60_000),
   MONITOR_MAX_MESSAGE_BYTES: int(DEFAULT_MAX_MESSAGE_BYTES, 256, 4 * 1024 * 1024),
+  MONITOR_STARTUP_GRACE_MS: int(DEFAULT_STARTUP_GRACE_MS, 0, 3_600_000),
   LOG_LEVEL: logLevel(),
 };
 
@@ -60,6 +66,8 @@ export interface MonitorServerConfig {
   readonly sampleRetentionMs: number;
   /** Largest accepted gRPC message, bytes. Default 16 KiB. */
   readonly maxMessageBytes: number;
+  /** Reconnect grace for instances already known at start, ms. Default 15 000. */
+  readonly startupGraceMs: number;
   readonly logLevel: z.output<ReturnType<typeof logLevel>>;
 }
 
@@ -81,6 +89,7 @@ export function loadMonitorServerConfig(sources: ConfigSources): MonitorServerCo
     flushMaxRows: c.MONITOR_FLUSH_MAX_ROWS,
     sampleRetentionMs: c.MONITOR_SAMPLE_RETENTION_MS,
     maxMessageBytes: c.MONITOR_MAX_MESSAGE_BYTES,
+    startupGraceMs: c.MONITOR_STARTUP_GRACE_MS,
     logLevel: c.LOG_LEVEL,
   });
 }

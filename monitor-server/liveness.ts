@@ -38,6 +38,7 @@ interface Tracked {
 
 /** Classify one instance from the time since its last heartbeat. */
 export function classify(silentMs: number, connected: boolean, cfg: LivenessConfig): LivenessState {
+  // Negative silence: a startup grace (the seeded "last seen" lies in the future).
   if (silentMs >= cfg.deadAfterMs) return 'dead';
   if (silentMs >= cfg.suspectAfterMs || !connected) return 'suspect';
   return 'running';
@@ -103,7 +104,8 @@ export class FailureDetector {
     for (const [id, t] of this.tracked) {
       const silent = now - t.lastSeenAt;
       const next = classify(silent, t.connected, this.cfg);
-      const tr = this.move(id, t, next, next === 'running' ? 'heartbeat resumed' : `no heartbeat for ${silent} ms`);
+      const why = next === 'running' ? 'heartbeat resumed' : silent < this.cfg.suspectAfterMs ? 'no heartbeat stream' : `no heartbeat for ${silent} ms`;
+      const tr = this.move(id, t, next, why);
       if (tr !== undefined) out.push(tr);
     }
     return out;

@@ -1,5 +1,6 @@
 import * as grpc from '@grpc/grpc-js';
 import { randomUUID } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
 import type { MonitorServerConfig } from '../config/monitor-server.js';
 import { ID_PATTERN } from '../config/shared.js';
 import type { Clock } from '../lib/clock.js';
@@ -26,9 +27,10 @@ import { FailureDetector, type Transition } from './liveness.js';
 export const MAX_CLOCK_SKEW_MS = 5 * 60_000;
 /** How often the monitor server writes its own heartbeat to the store. */
 export const COMPONENT_BEAT_MS = 1_000;
-/** How often old raw samples are pruned, and how many rows at most per run. */
-export const PRUNE_EVERY_MS = 60_000;
-export const PRUNE_BATCH = 20_000;
+/** Old raw samples are pruned every PRUNE_EVERY_MS in chunks, within a time budget per run. */
+export const PRUNE_EVERY_MS = 5_000;
+export const PRUNE_CHUNK = 5_000;
+export const PRUNE_BUDGET_MS = 50;
 
 type HeartbeatCall = grpc.ServerDuplexStream<Heartbeat__Output, HeartbeatAck>;
 
@@ -127,12 +129,16 @@ export class MonitorServer {
     return { grpcPort, httpPort: this.http.port, close: () => this.close() };
   }
 
-  /** Watch every instance the store says is live, as if it had just been seen at its last_seen_at. */
+  /**
+   * Watch every instance the store says is live. They have no stream yet (suspect at the first
+   * sweep), and silence counts only after the startup grace: agents need time to reconnect.
+   */
   private seedDetector(): void {
     const now = this.clock.now();
     for (const i of this.instances.listWatched()) {
       const state = i.state as 'running' | 'suspect' | 'dead';
-      this.detector.watch(i.id, i.groupId, i.lastSeenAt ?? i.registeredAt ?? now, state, false);
+      const seen = state === 'dead' ? (i.lastSeenAt ?? now) : Math.max(i.lastSeenAt ?? 0, now + this.cfg.startupGraceMs);
+      this.detector.watch(i.id, i.groupId, seen, state, false);
       if (i.seq > 0) this.acceptedSeq.set(i.id, i.seq);
     }
   }
@@ -336,7 +342,14 @@ export class MonitorServer {
 
   private prune(): void {
     try {
-      const removed = this.telemetry.prune(this.clock.now() - this.cfg.sampleRetentionMs, PRUNE_BATCH);
+      const before = this.clock.now() - this.cfg.sampleRetentionMs;
+      const started = performance.now();
+      let removed = 0;
+      for (;;) {
+        const n = this.telemetry.prune(before, PRUNE_CHUNK);
+        removed += n;
+        if (n < PRUNE_CHUNK || performance.now() - started > PRUNE_BUDGET_MS) break;
+      }
       if (removed > 0) this.log.debug({ removed }, 'pruned old samples');
     } catch (err) {
       this.log.warn({ err }, 'sample pruning failed');

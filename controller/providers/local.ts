@@ -67,6 +67,8 @@ export class LocalProvider implements InstanceProvider {
       child.once('spawn', resolve);
       child.once('error', (err) => reject(new ProviderError(`cannot start agent for ${req.instanceId}: ${err.message}`, req.groupId, { cause: err })));
     });
+    // Later errors (a failed kill) must not become unhandled 'error' events that end the controller.
+    child.on('error', (err) => this.log.warn({ err, instanceId: req.instanceId }, 'agent process error'));
     this.children.set(req.instanceId, { groupId: req.groupId, process: child, exited });
     this.log.info({ instanceId: req.instanceId, groupId: req.groupId, pid: child.pid, logFile }, 'instance launched');
     return { providerId: `pid:${child.pid}` };

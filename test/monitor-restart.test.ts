@@ -1,0 +1,41 @@
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { loadMonitorServerConfig } from '../config/monitor-server.js';
+import type { GroupSpec } from '../controller/policy/types.js';
+import { ManualClock, captureLogger } from '../lib/testing.js';
+import { MonitorServer } from '../monitor-server/server.js';
+import { openStore } from '../store/db.js';
+import { GroupStore } from '../store/groups.js';
+import { InstanceStore } from '../store/instances.js';
+import { tempDir, waitFor } from './helpers.js';
+
+const spec: GroupSpec = {
+  id: 'web', minSize: 1, maxSize: 4,
+  policy: { kind: 'target-tracking', targetCpu: 50, tolerance: 0.1, scaleInStabilizationMs: 1_000, scaleOutMaxStep: 4, scaleOutMaxPercent: 100 },
+};
+
+describe('monitor server restart', () => {
+  it('gives known instances the startup grace to reconnect before declaring them dead', async () => {
+    const dbPath = join(tempDir(), 'a.db');
+    const db = openStore(dbPath);
+    const clock = new ManualClock();
+    new GroupStore(db).upsert(spec, 0);
+    const instances = new InstanceStore(db);
+    // Seen a minute ago, before the monitor server went away.
+    instances.register({ id: 'i-1', groupId: 'web', address: '', agentVersion: '' }, clock.now() - 60_000);
+    const cfg = loadMonitorServerConfig({ env: { AUTOSCALER_DB: dbPath, MONITOR_GRPC_PORT: '0', MONITOR_HTTP_PORT: '0', MONITOR_STARTUP_GRACE_MS: '15000' } });
+    const server = await new MonitorServer(cfg, db, clock, captureLogger('warn').log).start();
+    try {
+      await waitFor('suspect (no stream yet)', () => instances.get('i-1')?.state === 'suspect');
+      expect(instances.get('i-1')?.stateReason).toBe('no heartbeat stream');
+      clock.advance(15_000 + 4_000); // still inside grace + dead threshold
+      await new Promise((r) => setTimeout(r, 300)); // at least one sweep at this time
+      expect(instances.get('i-1')?.state).toBe('suspect');
+      clock.advance(1_000);
+      await waitFor('dead after grace', () => instances.get('i-1')?.state === 'dead');
+    } finally {
+      await server.close();
+      db.close();
+    }
+  });
+});
