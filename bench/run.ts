@@ -180,7 +180,7 @@ async function benchAgent(): Promise<void> {
   });
   await new Promise((r) => setTimeout(r, 3_000)); // warm up: registered, streaming
   const a = procStats(agent.pid as number);
-  const windowMs = 10_000;
+  const windowMs = 30_000;
   await new Promise((r) => setTimeout(r, windowMs));
   const b = procStats(agent.pid as number);
   report('agent', 'simulated agent RSS at 1 Hz', `${b.rssMiB.toFixed(0)} MiB`);

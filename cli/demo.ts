@@ -76,7 +76,8 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
   new SimLoadStore(db).set(DEMO_GROUP, profile, started);
   const status = new StatusReader(db);
   const events = new EventStore(db);
-  out(`status: http://127.0.0.1:${monitor.httpPort}/api/status   (or: AUTOSCALER_DB=${dbPath} npx autoscaler status)`);
+  out(`dashboard: http://127.0.0.1:${monitor.httpPort}/   status JSON: http://127.0.0.1:${monitor.httpPort}/api/status`);
+  out(`from another terminal: AUTOSCALER_DB=${dbPath} npx autoscaler status | load set ${DEMO_GROUP} 300`);
   out(durationMs === undefined ? 'press Ctrl-C to stop' : `stopping by itself after ${Math.round(durationMs / 1000)}s`);
 
   let lastDecision = 0;

@@ -3,6 +3,7 @@ import type { Clock } from '../lib/clock.js';
 import type { Logger } from '../lib/logger.js';
 import type { Db } from '../store/db.js';
 import { StatusReader } from '../store/status.js';
+import { DASHBOARD_HTML } from './dashboard.js';
 
 export interface HttpHandle {
   readonly port: number;
@@ -26,8 +27,10 @@ function send(res: ServerResponse, status: number, body: unknown): void {
 
 /**
  * Loopback HTTP for operators and probes:
+ *   GET /            the dashboard (polls /api/status)
  *   GET /healthz     200 {"status":"ok"} while batched writes succeed, 503 otherwise
- *   GET /api/status  the fleet (same JSON as `autoscaler status --json`); ?group=ID narrows it
+ *   GET /api/status  the fleet (same JSON as `autoscaler status --json`); ?group=ID narrows it,
+ *                    ?decisions=N sets how many recent decisions per group (default 10, max 200)
  */
 export async function startHttp(opts: HttpOptions): Promise<HttpHandle> {
   const status = new StatusReader(opts.db);
@@ -44,9 +47,21 @@ export async function startHttp(opts: HttpOptions): Promise<HttpHandle> {
         send(res, h.ok ? 200 : 503, { status: h.ok ? 'ok' : 'degraded', ...h.details });
       } else if (url.pathname === '/api/status') {
         const group = url.searchParams.get('group') ?? undefined;
-        send(res, 200, status.report(opts.clock.now(), { groupId: group }));
+        const decisions = Math.min(200, Math.max(0, Number(url.searchParams.get('decisions') ?? 10) || 10));
+        send(res, 200, status.report(opts.clock.now(), { groupId: group, decisions }));
+      } else if (url.pathname === '/favicon.ico') {
+        res.writeHead(204).end();
+      } else if (url.pathname === '/') {
+        res.writeHead(200, {
+          'content-type': 'text/html; charset=utf-8',
+          'cache-control': 'no-store',
+          // Everything is inline and same-origin; nothing else may load.
+          'content-security-policy': "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; img-src 'self' data:",
+          'x-content-type-options': 'nosniff',
+        });
+        res.end(DASHBOARD_HTML);
       } else {
-        send(res, 404, { error: `no route ${url.pathname}`, routes: ['/healthz', '/api/status'] });
+        send(res, 404, { error: `no route ${url.pathname}`, routes: ['/', '/healthz', '/api/status'] });
       }
     } catch (err) {
       opts.log.error({ err, path: url.pathname }, 'request failed');
