@@ -53,7 +53,12 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
   out(`autoscaler demo: group "${DEMO_GROUP}", demand ${formatProfile(profile)} (percent of one instance), target CPU 50%`);
   out(`daemon logs (JSON): ${logFile}`);
 
-  const monitor = await runMonitorServer(monitorCfg, log);
+  let monitor;
+  try {
+    monitor = await runMonitorServer(monitorCfg, log);
+  } catch (err) {
+    throw new Error(`${(err as Error).message}${opts.httpPort === '0' ? '' : '; pass --http-port 0 to use any free port'}`, { cause: err });
+  }
   const controllerCfg = loadControllerConfig({
     env: {
       ...env,

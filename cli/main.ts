@@ -225,7 +225,10 @@ async function main(): Promise<void> {
       process.stderr.write(`autoscaler: ${err.message}\n`);
       process.exit(EXIT_USAGE);
     }
-    process.stderr.write(`autoscaler: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    // Expected failures (a port in use, a store that cannot be opened) read best as one line; the
+    // stack is for LOG_LEVEL=debug.
+    const debug = process.env.LOG_LEVEL === 'debug' || process.env.LOG_LEVEL === 'trace';
+    process.stderr.write(`autoscaler: ${err instanceof Error ? (debug ? (err.stack ?? err.message) : err.message) : String(err)}\n`);
     process.exit(1);
   }
 }

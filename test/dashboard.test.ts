@@ -84,7 +84,7 @@ describe.skipIf(executablePath === undefined)('dashboard (headless Chromium)', (
     // The page polls: a change in the store shows up without a reload, and the chart grows.
     new InstanceStore(db).setState('web-b', 'terminating', 'scale in', Date.now());
     await page.locator('tr[data-instance="web-b"] td.state.terminating').waitFor({ timeout: 10_000 });
-    await page.waitForFunction(() => Number(document.querySelector('svg.chart')?.getAttribute('data-points')) >= 2, undefined, { timeout: 10_000 });
+    await page.waitForFunction("Number(document.querySelector('svg.chart')?.getAttribute('data-points')) >= 2", undefined, { timeout: 10_000 });
     expect(await page.locator('svg.chart path.series-live').count()).toBe(1);
     expect(await page.locator('svg.chart path.series-demand').count()).toBe(1);
 
