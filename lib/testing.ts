@@ -1,6 +1,7 @@
 /** Test doubles shared by unit and integration tests (not part of the build). */
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
+import type { GroupSpec } from '../controller/policy/types.js';
 import type { Clock } from './clock.js';
 import type { Logger } from './logger.js';
 
@@ -44,4 +45,13 @@ export async function waitFor<T>(what: string, check: () => T | undefined | fals
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? ` (last error: ${String(last)})` : ''}`);
     await new Promise((r) => setTimeout(r, everyMs));
   }
+}
+
+/** The group most tests use: web, 1..4 instances, target 50 % CPU, 1 s scale-in stabilization. */
+export function testGroup(overrides: Partial<GroupSpec> = {}): GroupSpec {
+  return {
+    id: 'web', minSize: 1, maxSize: 4,
+    policy: { kind: 'target-tracking', targetCpu: 50, tolerance: 0.1, scaleInStabilizationMs: 1_000, scaleOutMaxStep: 4, scaleOutMaxPercent: 100 },
+    ...overrides,
+  };
 }

@@ -3,7 +3,6 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { GroupSpec } from '../controller/policy/types.js';
 import { openStore, StoreError, type Db } from './db.js';
 import { EventStore } from './events.js';
 import { GroupStore } from './groups.js';
@@ -12,11 +11,9 @@ import { MIGRATIONS } from './migrations.js';
 import { SimLoadStore } from './simload.js';
 import { StatusReader } from './status.js';
 import { TelemetryStore } from './telemetry.js';
+import { testGroup } from '../lib/testing.js';
 
-const spec: GroupSpec = {
-  id: 'web', minSize: 1, maxSize: 4,
-  policy: { kind: 'target-tracking', targetCpu: 50, tolerance: 0.1, scaleInStabilizationMs: 1_000, scaleOutMaxStep: 4, scaleOutMaxPercent: 100 },
-};
+const spec = testGroup();
 
 const open: Db[] = [];
 function fresh(): { db: Db; path: string } {

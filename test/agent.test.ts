@@ -3,19 +3,15 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { runAgent, type AgentHandle } from '../agent/main.js';
 import { loadAgentConfig } from '../config/agent.js';
 import { loadMonitorServerConfig } from '../config/monitor-server.js';
-import type { GroupSpec } from '../controller/policy/types.js';
 import { systemClock } from '../lib/clock.js';
-import { captureLogger } from '../lib/testing.js';
+import { captureLogger, testGroup } from '../lib/testing.js';
 import { MonitorServer, type MonitorServerHandle } from '../monitor-server/server.js';
 import { openStore, type Db } from '../store/db.js';
 import { GroupStore } from '../store/groups.js';
 import { SimLoadStore } from '../store/simload.js';
 import { tempDir, waitFor } from './helpers.js';
 
-const spec: GroupSpec = {
-  id: 'web', minSize: 1, maxSize: 4,
-  policy: { kind: 'target-tracking', targetCpu: 50, tolerance: 0.1, scaleInStabilizationMs: 1_000, scaleOutMaxStep: 4, scaleOutMaxPercent: 100 },
-};
+const spec = testGroup();
 
 const cleanup: (() => Promise<void> | void)[] = [];
 afterEach(async () => {

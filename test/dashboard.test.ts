@@ -7,9 +7,8 @@ import { join } from 'node:path';
 import { chromium, type Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadMonitorServerConfig } from '../config/monitor-server.js';
-import type { GroupSpec } from '../controller/policy/types.js';
 import { systemClock } from '../lib/clock.js';
-import { captureLogger } from '../lib/testing.js';
+import { captureLogger, testGroup } from '../lib/testing.js';
 import { MonitorServer, type MonitorServerHandle } from '../monitor-server/server.js';
 import { openStore, type Db } from '../store/db.js';
 import { EventStore } from '../store/events.js';
@@ -26,10 +25,7 @@ if (executablePath === undefined) {
   console.warn(`dashboard tests skipped: no Chromium at ${CANDIDATES.join(', ')} (apt-get install chromium, or set CHROMIUM_PATH)`);
 }
 
-const spec: GroupSpec = {
-  id: 'web', minSize: 1, maxSize: 4,
-  policy: { kind: 'target-tracking', targetCpu: 50, tolerance: 0.1, scaleInStabilizationMs: 1_000, scaleOutMaxStep: 4, scaleOutMaxPercent: 100 },
-};
+const spec = testGroup();
 
 let db: Db;
 let server: MonitorServerHandle;

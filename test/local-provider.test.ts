@@ -2,22 +2,18 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadMonitorServerConfig } from '../config/monitor-server.js';
-import type { GroupSpec } from '../controller/policy/types.js';
 import { LocalProvider } from '../controller/providers/local.js';
 import { ProviderError } from '../controller/providers/types.js';
 import { systemClock } from '../lib/clock.js';
 import { cliEntry } from '../lib/paths.js';
-import { captureLogger } from '../lib/testing.js';
+import { captureLogger, testGroup } from '../lib/testing.js';
 import { MonitorServer } from '../monitor-server/server.js';
 import { openStore } from '../store/db.js';
 import { GroupStore } from '../store/groups.js';
 import { InstanceStore } from '../store/instances.js';
 import { isAlive, tempDir, waitFor } from './helpers.js';
 
-const spec: GroupSpec = {
-  id: 'web', minSize: 1, maxSize: 4,
-  policy: { kind: 'target-tracking', targetCpu: 50, tolerance: 0.1, scaleInStabilizationMs: 1_000, scaleOutMaxStep: 4, scaleOutMaxPercent: 100 },
-};
+const spec = testGroup();
 
 const cleanup: (() => Promise<void> | void)[] = [];
 afterEach(async () => {

@@ -1,18 +1,14 @@
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadMonitorServerConfig } from '../config/monitor-server.js';
-import type { GroupSpec } from '../controller/policy/types.js';
-import { ManualClock, captureLogger } from '../lib/testing.js';
+import { ManualClock, captureLogger, testGroup } from '../lib/testing.js';
 import { MonitorServer } from '../monitor-server/server.js';
 import { openStore } from '../store/db.js';
 import { GroupStore } from '../store/groups.js';
 import { InstanceStore } from '../store/instances.js';
 import { tempDir, waitFor } from './helpers.js';
 
-const spec: GroupSpec = {
-  id: 'web', minSize: 1, maxSize: 4,
-  policy: { kind: 'target-tracking', targetCpu: 50, tolerance: 0.1, scaleInStabilizationMs: 1_000, scaleOutMaxStep: 4, scaleOutMaxPercent: 100 },
-};
+const spec = testGroup();
 
 describe('monitor server restart', () => {
   it('gives known instances the startup grace to reconnect before declaring them dead', async () => {

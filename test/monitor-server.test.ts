@@ -2,9 +2,8 @@ import * as grpc from '@grpc/grpc-js';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { loadMonitorServerConfig } from '../config/monitor-server.js';
-import type { GroupSpec } from '../controller/policy/types.js';
 import { SESSION_METADATA_KEY, monitorProto, type HeartbeatAck__Output, type MonitorClient } from '../lib/proto.js';
-import { ManualClock, captureLogger } from '../lib/testing.js';
+import { ManualClock, captureLogger, testGroup } from '../lib/testing.js';
 import { MonitorServer, type MonitorServerHandle } from '../monitor-server/server.js';
 import { openStore, type Db } from '../store/db.js';
 import { GroupStore } from '../store/groups.js';
@@ -12,10 +11,7 @@ import { InstanceStore } from '../store/instances.js';
 import { SimLoadStore } from '../store/simload.js';
 import { tempDir, waitFor } from './helpers.js';
 
-const spec: GroupSpec = {
-  id: 'web', minSize: 1, maxSize: 4,
-  policy: { kind: 'target-tracking', targetCpu: 50, tolerance: 0.1, scaleInStabilizationMs: 1_000, scaleOutMaxStep: 4, scaleOutMaxPercent: 100 },
-};
+const spec = testGroup();
 
 let db: Db;
 let clock: ManualClock;
