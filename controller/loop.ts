@@ -60,15 +60,20 @@ export class Controller {
 
   /** Apply the configured group and start the loop; the first evaluation runs at once. */
   start(): void {
+    this.init();
+    this.beatTimer = setInterval(() => this.beat(), CONTROLLER_BEAT_MS);
+    this.beatTimer.unref();
+    this.schedule(0);
+  }
+
+  /** Apply the configured group to the store and load what the last run decided (tests call tick() after it). */
+  init(): void {
     const now = this.clock.now();
     const g = this.groups.upsert(this.cfg.group, now);
     const last = this.events.recentDecisions(g.id, 1)[0];
     this.memory.set(g.id, { history: [], lastKey: last === undefined ? undefined : `${last.reason}:${last.from}:${last.to}` });
     this.log.info({ groupId: g.id, minSize: g.minSize, maxSize: g.maxSize, desired: g.desired, policy: g.policy, provider: this.provider.name, intervalMs: this.cfg.intervalMs }, 'controller starting');
     this.beat();
-    this.beatTimer = setInterval(() => this.beat(), CONTROLLER_BEAT_MS);
-    this.beatTimer.unref();
-    this.schedule(0);
   }
 
   private schedule(delayMs: number): void {
