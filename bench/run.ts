@@ -11,7 +11,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { spawn } from 'node:child_process';
-import { readFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -82,11 +82,13 @@ async function benchStore(): Promise<void> {
 }
 
 async function startMonitor(dbPath: string): Promise<{ pid: number; port: number; stop: () => Promise<void> }> {
+  const logFd = openSync(`${dbPath}.monitor.log`, 'a');
   const child = spawn(process.execPath, [cliEntry(), 'monitor-server'], {
     env: { ...process.env, AUTOSCALER_DB: dbPath, MONITOR_GRPC_PORT: '0', MONITOR_HTTP_PORT: '0', LOG_LEVEL: 'warn',
       MONITOR_SUSPECT_AFTER_MS: '600000', MONITOR_DEAD_AFTER_MS: '900000', MONITOR_HEARTBEAT_INTERVAL_MS: '1000' },
-    stdio: ['ignore', 'pipe', 'inherit'],
+    stdio: ['ignore', logFd, logFd],
   });
+  closeSync(logFd);
   // The listening line is logged at info; read the address from the store instead.
   const deadline = Date.now() + 15_000;
   for (;;) {
