@@ -225,11 +225,17 @@ export class MonitorServer {
           return;
         }
         this.flush();
+        const reason = `deregistered${r.reason ? `: ${r.reason.slice(0, 200)}` : ''}`;
+        try {
+          this.instances.setLiveness(session.instanceId, 'dead', reason, this.clock.now());
+        } catch (err) {
+          this.log.error({ err, instanceId: session.instanceId }, 'deregister failed');
+          callback({ code: grpc.status.UNAVAILABLE, details: 'store unavailable; retry' });
+          return;
+        }
         this.sessions.delete(session.id);
         this.sessionByInstance.delete(session.instanceId);
         this.detector.forget(session.instanceId);
-        const reason = `deregistered${r.reason ? `: ${r.reason.slice(0, 200)}` : ''}`;
-        this.instances.setLiveness(session.instanceId, 'dead', reason, this.clock.now());
         this.log.info({ instanceId: session.instanceId, groupId: session.groupId, reason: r.reason }, 'agent deregistered');
         callback(null, {});
         session.call?.end();

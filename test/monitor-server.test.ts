@@ -64,6 +64,18 @@ describe('monitor server over gRPC', () => {
     expect((err as grpc.ServiceError).details).toMatch(details);
   });
 
+  it('refuses an instance the controller terminated (FAILED_PRECONDITION), and one registering under another group', async () => {
+    new GroupStore(db).upsert({ ...spec, id: 'api' }, 0);
+    const instances = new InstanceStore(db);
+    instances.insertPending('i-gone', 'web', 'test', clock.now());
+    instances.setState('i-gone', 'terminated', 'scale in', clock.now());
+    const gone = await register('i-gone').catch((e: grpc.ServiceError) => e);
+    expect(gone).toMatchObject({ code: grpc.status.FAILED_PRECONDITION, details: 'instance "i-gone" is terminated; it may not register again' });
+    await register('i-web');
+    const moved = await register('i-web', 'api').catch((e: grpc.ServiceError) => e);
+    expect(moved).toMatchObject({ code: grpc.status.FAILED_PRECONDITION, details: 'instance "i-web" belongs to group "web", not "api"' });
+  });
+
   it('refuses oversized messages with RESOURCE_EXHAUSTED and keeps serving', async () => {
     const err = await register('i-1', 'web', 'x'.repeat(10_000)).catch((e: grpc.ServiceError) => e);
     expect(err).toMatchObject({ code: grpc.status.RESOURCE_EXHAUSTED });
