@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { SimulatedSampler } from './sampler.js';
+import { SimulatedSampler, SystemSampler } from './sampler.js';
 
 describe('SimulatedSampler', () => {
   it('follows its share of the demand gradually and drops when the group grows', async () => {
@@ -18,5 +18,17 @@ describe('SimulatedSampler', () => {
     await s.sample(1_000, { liveInstances: 1, demandPercent: 60 });
     expect((await s.sample(2_000, undefined)).cpu).toBe(60);
     expect((await s.sample(3_000, { liveInstances: 1, demandPercent: -1 })).cpu).toBe(60);
+  });
+});
+
+describe('SystemSampler', () => {
+  it('reads this machine\'s CPU and memory as percentages', async () => {
+    const s = new SystemSampler();
+    await s.sample(); // the first CPU reading has no previous interval
+    const { cpu, mem } = await s.sample();
+    expect(cpu).toBeGreaterThanOrEqual(0);
+    expect(cpu).toBeLessThanOrEqual(100);
+    expect(mem).toBeGreaterThan(0);
+    expect(mem).toBeLessThanOrEqual(100);
   });
 });
