@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { Command, Option } from 'commander';
+import { Command } from 'commander';
 import { config as loadDotenv } from 'dotenv';
 import { existsSync } from 'node:fs';
 import { ConfigError, DEFAULT_DB_PATH, type ConfigSources } from '../config/shared.js';
@@ -208,7 +208,6 @@ export function buildProgram(): Command {
       }
     });
 
-  program.addOption(new Option('--no-color').hideHelp());
   return program;
 }
 
