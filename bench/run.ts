@@ -27,7 +27,7 @@ import { TelemetryStore, type SampleRecord } from '../store/telemetry.js';
 
 const spec: GroupSpec = {
   id: 'bench', minSize: 1, maxSize: 10_000,
-  policy: { kind: 'target-tracking', targetCpu: 50, tolerance: 0.1, scaleInStabilizationMs: 300_000, scaleOutMaxStep: 4, scaleOutMaxPercent: 100 },
+  policy: { kind: 'target-tracking', targetCpu: 50, tolerance: 0.1, scaleInStabilizationMs: 300_000, scaleOutMaxStep: 4, scaleOutMaxPercent: 100, warmupMs: 0 },
 };
 const CLK_TCK = 100; // Linux USER_HZ
 const results: { bench: string; metric: string; value: string }[] = [];

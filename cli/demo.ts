@@ -70,6 +70,8 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
       GROUP_MAX_SIZE: opts.maxSize,
       GROUP_TARGET_CPU: '50',
       GROUP_SCALE_IN_STABILIZATION_MS: '20000',
+      // Simulated agents reach their share of the load within a few seconds of registering.
+      GROUP_WARMUP_MS: '4000',
       LOCAL_AGENT_SERVER: `127.0.0.1:${monitor.grpcPort}`,
       LOCAL_TERMINATE_TIMEOUT_MS: '3000',
     },

@@ -151,6 +151,37 @@ export function buildProgram(): Command {
       }
     });
 
+  program
+    .command('events')
+    .description('decisions (with their reasons) and launches/terminations, oldest first')
+    .option('--group <id>', 'only this group')
+    .option('--limit <n>', 'how many recent events', '50')
+    .option('--follow', 'keep printing new events until Ctrl-C')
+    .option('--json', 'one JSON object per line')
+    .option('--db <path>', 'SQLite file (AUTOSCALER_DB)')
+    .action(async (opts: { group?: string; limit: string; follow?: boolean; json?: boolean; db?: string }) => {
+      const limit = Number(opts.limit);
+      if (!Number.isInteger(limit) || limit < 1) throw new UsageError(`--limit must be a positive whole number (got "${opts.limit}")`);
+      const db = await openExisting(dbPath(opts), true);
+      const { EventFollower, formatEntry, recentEvents } = await import('./events.js');
+      const print = (entries: readonly import('./events.js').TimelineEntry[]) => {
+        for (const e of entries) process.stdout.write(`${opts.json ? JSON.stringify(e) : formatEntry(e)}\n`);
+      };
+      const follower = EventFollower.fromNow(db, opts.group);
+      print(recentEvents(db, { groupId: opts.group, limit }).filter((e) => follower.seen(e)));
+      if (!opts.follow) {
+        db.close();
+        return;
+      }
+      const timer = setInterval(() => print(follower.poll()), 1_000);
+      await new Promise<void>((resolve) => {
+        process.once('SIGINT', resolve);
+        process.once('SIGTERM', resolve);
+      });
+      clearInterval(timer);
+      db.close();
+    });
+
   const load = program.command('load').description('simulated demand of a group (demo mode)');
   load
     .command('set')

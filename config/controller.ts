@@ -16,6 +16,8 @@ export const DEFAULT_TOLERANCE = 0.1;
 export const DEFAULT_SCALE_IN_STABILIZATION_MS = 300_000;
 export const DEFAULT_SCALE_OUT_MAX_STEP = 4;
 export const DEFAULT_SCALE_OUT_MAX_PERCENT = 100;
+/** Instance warm-up: a newly registered instance's CPU is not trusted for this long (AWS: off by default). */
+export const DEFAULT_WARMUP_MS = 0;
 
 export const PROVIDERS = ['local'] as const;
 export type ProviderName = (typeof PROVIDERS)[number];
@@ -34,6 +36,7 @@ const shape = {
   GROUP_SCALE_IN_STABILIZATION_MS: int(DEFAULT_SCALE_IN_STABILIZATION_MS, 0, 86_400_000),
   GROUP_SCALE_OUT_MAX_STEP: int(DEFAULT_SCALE_OUT_MAX_STEP, 1, 10_000),
   GROUP_SCALE_OUT_MAX_PERCENT: num(DEFAULT_SCALE_OUT_MAX_PERCENT, 0, 10_000),
+  GROUP_WARMUP_MS: int(DEFAULT_WARMUP_MS, 0, 3_600_000),
   LOCAL_AGENT_SERVER: z.string().refine((v) => v === 'auto' || isHostPort(v), { error: 'must be host:port or "auto"' }).default('auto'),
   LOCAL_TERMINATE_TIMEOUT_MS: int(DEFAULT_TERMINATE_TIMEOUT_MS, 0, 600_000),
   LOCAL_LOG_DIR: str(''),
@@ -106,6 +109,7 @@ export function loadControllerConfig(sources: ConfigSources): ControllerConfig {
         scaleInStabilizationMs: c.GROUP_SCALE_IN_STABILIZATION_MS,
         scaleOutMaxStep: c.GROUP_SCALE_OUT_MAX_STEP,
         scaleOutMaxPercent: c.GROUP_SCALE_OUT_MAX_PERCENT,
+        warmupMs: c.GROUP_WARMUP_MS,
       }),
     }),
     local: Object.freeze({

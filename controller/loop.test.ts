@@ -43,9 +43,12 @@ afterEach(() => db.close());
 function monitorBeat(): void {
   new ComponentStore(db).beat({ name: 'monitor-server', pid: 1, startedAt: 0, info: {} }, clock.now());
 }
+function sample(id: string, cpu: number): void {
+  new TelemetryStore(db).writeBatch([{ instanceId: id, seq: ++seq, sampleAt: clock.now(), receivedAt: clock.now(), cpu, mem: 10 }]);
+}
 function reportCpu(id: string, cpu: number): void {
   instances.register({ id, groupId: 'web', address: '', agentVersion: '' }, clock.now());
-  new TelemetryStore(db).writeBatch([{ instanceId: id, seq: ++seq, sampleAt: clock.now(), receivedAt: clock.now(), cpu, mem: 10 }]);
+  sample(id, cpu);
 }
 const reasons = () => events.recentDecisions('web', 50).map((d) => d.reason).reverse();
 
@@ -159,5 +162,28 @@ describe('Controller.tick', () => {
     await controller.tick();
     expect(reasons()).toEqual(['Paused']);
     expect(provider.calls).toEqual([]);
+  });
+
+  it('does not scale in on the low CPU of an instance still warming up', async () => {
+    const warm = loadControllerConfig({ env: { GROUP_ID: 'web', GROUP_MIN_SIZE: '1', GROUP_MAX_SIZE: '4', GROUP_SCALE_IN_STABILIZATION_MS: '0', GROUP_WARMUP_MS: '10000' } });
+    const c = new Controller(warm, db, provider, clock, captureLogger('warn').log, () => 'web-w');
+    c.init();
+    monitorBeat();
+    reportCpu('web-old', 30); // registered a minute before the evaluation: ready
+    provider.instances.set('web-old', { groupId: 'web', state: 'running', detail: 'running' });
+    clock.advance(60_000);
+    monitorBeat();
+    sample('web-old', 30);
+    reportCpu('web-new', 0); // registered now: warming up, still taking on load
+    provider.instances.set('web-new', { groupId: 'web', state: 'running', detail: 'running' });
+    await c.tick();
+    expect(events.recentDecisions('web', 1)[0]).toMatchObject({ from: 2, to: 2, message: expect.stringContaining('ceil(2 × 0.80) = 2') });
+    expect(provider.calls.filter((x) => x.startsWith('terminate'))).toEqual([]);
+    clock.advance(11_000);
+    monitorBeat();
+    sample('web-old', 30);
+    sample('web-new', 0);
+    await c.tick(); // warmed up and still idle: now it may go
+    expect(events.recentDecisions('web', 1)[0]).toMatchObject({ reason: 'ScaleIn', from: 2, to: 1 });
   });
 });

@@ -126,9 +126,12 @@ export class Controller {
 
     const instances = this.instances.listGroup(group.id);
     const live = this.capacity(instances);
+    // Ready: running, reporting, and past its warm-up. Launched or warming instances are capacity in transit.
+    const warmSince = now - spec.policy.warmupMs;
+    const ready = (i: InstanceRow) => i.state === 'running' && i.cpu !== null && (i.registeredAt ?? 0) <= warmSince;
     const observation = {
-      readyCpu: live.filter((i) => i.state === 'running' && i.cpu !== null).map((i) => i.cpu as number),
-      pending: live.filter((i) => i.state === 'pending' || (i.state === 'running' && i.cpu === null)).length,
+      readyCpu: live.filter(ready).map((i) => i.cpu as number),
+      pending: live.filter((i) => i.state === 'pending' || (i.state === 'running' && !ready(i))).length,
       suspect: live.filter((i) => i.state === 'suspect').length,
     };
     const result = targetTracking({ group: spec, observation, history: mem.history, now });

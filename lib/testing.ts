@@ -51,7 +51,7 @@ export async function waitFor<T>(what: string, check: () => T | undefined | fals
 export function testGroup(overrides: Partial<GroupSpec> = {}): GroupSpec {
   return {
     id: 'web', minSize: 1, maxSize: 4,
-    policy: { kind: 'target-tracking', targetCpu: 50, tolerance: 0.1, scaleInStabilizationMs: 1_000, scaleOutMaxStep: 4, scaleOutMaxPercent: 100 },
+    policy: { kind: 'target-tracking', targetCpu: 50, tolerance: 0.1, scaleInStabilizationMs: 1_000, scaleOutMaxStep: 4, scaleOutMaxPercent: 100, warmupMs: 0 },
     ...overrides,
   };
 }

@@ -43,6 +43,7 @@ export class EventStore {
   private readonly insertActivityStmt;
   private readonly recentActivitiesStmt;
   private readonly activitiesSinceStmt;
+  private readonly lastIdsStmt;
 
   constructor(db: Db) {
     this.insertDecisionStmt = db.prepare(`INSERT INTO decisions (ts, group_id, from_count, to_count, reason, message, details)
@@ -53,6 +54,8 @@ export class EventStore {
       VALUES (?, ?, ?, ?, ?, ?, ?)`);
     this.recentActivitiesStmt = db.prepare<[string, number], RawActivity>('SELECT * FROM activities WHERE group_id = ? ORDER BY id DESC LIMIT ?');
     this.activitiesSinceStmt = db.prepare<[number, number], RawActivity>('SELECT * FROM activities WHERE id > ? ORDER BY id LIMIT ?');
+    this.lastIdsStmt = db.prepare<[], { decision: number | null; activity: number | null }>(
+      'SELECT (SELECT MAX(id) FROM decisions) AS decision, (SELECT MAX(id) AS a FROM activities) AS activity');
   }
 
   recordDecision(groupId: string, d: ScalingDecision, now: number): number {
@@ -80,5 +83,11 @@ export class EventStore {
 
   activitiesSince(afterId: number, limit = 1000): ActivityRow[] {
     return this.activitiesSinceStmt.all(afterId, limit).map(toActivity);
+  }
+
+  /** Highest ids so far (0 when empty), to follow from now on. */
+  lastIds(): { decision: number; activity: number } {
+    const r = this.lastIdsStmt.get();
+    return { decision: r?.decision ?? 0, activity: r?.activity ?? 0 };
   }
 }

@@ -135,6 +135,18 @@ describe('e2e: scale out, scale in, replace', () => {
     expect(api.groups.map((g) => g.id)).toEqual([GROUP]);
   });
 
+  it('`autoscaler events` lists decisions with reasons and the launches and terminations they caused', async () => {
+    const text = await runCli(['events', '--group', GROUP, '--limit', '200'], env(dbPath));
+    expect(text.code).toBe(0);
+    expect(text.output).toMatch(/decision .* ScaleOut 1 → 2: avg CPU/);
+    expect(text.output).toMatch(/launch .* \(scale out to 2: ScaleOut\) ok/);
+    expect(text.output).toMatch(/terminate .* \(replace: dead \(instance gone: exited with signal SIGKILL\)\) ok/);
+    const json = await runCli(['events', '--json', '--limit', '5'], env(dbPath));
+    const lines = json.output.trim().split('\n').map((l) => JSON.parse(l) as { kind: string; ts: number });
+    expect(lines).toHaveLength(5);
+    expect(lines.map((l) => l.ts)).toEqual([...lines.map((l) => l.ts)].sort((a, b) => a - b));
+  });
+
   it('stopping the controller stops its agents: no child process is left behind', async () => {
     const pids = group().instances.filter((i) => i.providerId !== null).map((i) => Number(i.providerId?.slice(4)));
     expect(pids.length).toBeGreaterThan(0);

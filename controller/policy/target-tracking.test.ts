@@ -6,7 +6,7 @@ const group: GroupSpec = {
   id: 'g',
   minSize: 1,
   maxSize: 6,
-  policy: { kind: 'target-tracking', targetCpu: 50, tolerance: 0.1, scaleInStabilizationMs: 60_000, scaleOutMaxStep: 4, scaleOutMaxPercent: 100 },
+  policy: { kind: 'target-tracking', targetCpu: 50, tolerance: 0.1, scaleInStabilizationMs: 60_000, scaleOutMaxStep: 4, scaleOutMaxPercent: 100, warmupMs: 0 },
 };
 const now = 1_000_000;
 const obs = (readyCpu: number[], pending = 0, suspect = 0): GroupObservation => ({ readyCpu, pending, suspect });

@@ -4,7 +4,7 @@ import type { DecisionReason, GroupSpec, Recommendation, ScalingDecision } from 
 export interface GroupObservation {
   /** CPU percent of each ready instance (running, with a current sample). */
   readonly readyCpu: readonly number[];
-  /** Launched but not reporting yet: capacity on its way. */
+  /** Launched, or registered but not reporting or still warming up: capacity on its way. */
   readonly pending: number;
   /** Missed heartbeats but not dead: still capacity, metric not trusted. */
   readonly suspect: number;
@@ -55,7 +55,7 @@ export function targetTracking(input: TargetTrackingInput): TargetTrackingResult
 
   if (ready === 0) {
     reason = 'NoData';
-    message = current === 0 ? 'no instances' : `no ready instance reports CPU (${obs.pending} pending, ${obs.suspect} suspect)`;
+    message = current === 0 ? 'no instances' : `no ready instance reports CPU (${obs.pending} launching or warming up, ${obs.suspect} suspect)`;
     trail.push('NoData');
   } else {
     const sum = obs.readyCpu.reduce((a, b) => a + b, 0);
@@ -74,7 +74,7 @@ export function targetTracking(input: TargetTrackingInput): TargetTrackingResult
       details.adjustedRatio = round(adjusted, 3);
       if (within(adjusted, policy.tolerance) || adjusted > 1 !== up) {
         reason = 'WithinTolerance';
-        message = `avg CPU ${pct(avg)} vs target ${policy.targetCpu}%, but ${missing} instance(s) not yet reporting absorb the difference`;
+        message = `avg CPU ${pct(avg)} vs target ${policy.targetCpu}%, but ${missing} instance(s) not yet ready absorb the difference`;
         trail.push('WithinTolerance');
       } else {
         proposed = Math.ceil(adjusted * current);

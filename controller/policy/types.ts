@@ -14,6 +14,11 @@ export interface TargetTrackingPolicy {
   /** One scale-out adds at most max(step, ceil(current × percent / 100)). Defaults 4 and 100. */
   readonly scaleOutMaxStep: number;
   readonly scaleOutMaxPercent: number;
+  /**
+   * Instance warm-up, ms: for this long after registering, an instance counts as capacity but its
+   * CPU is not used (it is still taking on load). Default 0 (off), as in AWS.
+   */
+  readonly warmupMs: number;
 }
 
 /** A scaling group as the decision core sees it. */
