@@ -94,7 +94,7 @@ export function buildProgram(): Command {
 
   program
     .command('monitor-server')
-    .description('run the monitor server (MonitorS): gRPC ingest, failure detector, /healthz and /api/status')
+    .description('run the monitor server (MonitorS): gRPC ingest, failure detector, dashboard, /healthz and /api/status')
     .option('--config <file>', 'config file (.json or dotenv format); the environment overrides it')
     .action(async (opts: { config?: string }) => {
       const { loadMonitorServerConfig } = await import('../config/monitor-server.js');
