@@ -22,6 +22,14 @@ function fresh(): { db: Db; path: string } {
   open.push(db);
   return { db, path };
 }
+/** The test group with these instances registered at t=1. */
+function withInstances(db: Db, ids: readonly string[]): InstanceStore {
+  new GroupStore(db).upsert(spec, 1);
+  const instances = new InstanceStore(db);
+  for (const id of ids) instances.register({ id, groupId: 'web', address: '', agentVersion: '' }, 1);
+  return instances;
+}
+
 afterEach(() => {
   for (const db of open.splice(0)) if (db.open) db.close();
 });
@@ -93,9 +101,7 @@ describe('groups and instances', () => {
 describe('telemetry', () => {
   it('writes a batch atomically, keeps the newest sample as latest, and ignores replays', () => {
     const { db } = fresh();
-    new GroupStore(db).upsert(spec, 1);
-    const instances = new InstanceStore(db);
-    instances.register({ id: 'i-1', groupId: 'web', address: '', agentVersion: '' }, 1);
+    const instances = withInstances(db, ['i-1']);
     const t = new TelemetryStore(db);
     const row = (seq: number, cpu: number) => ({ instanceId: 'i-1', seq, sampleAt: 1_000 + seq, receivedAt: 2_000 + seq, cpu, mem: 10 });
     t.writeBatch([row(1, 10), row(2, 20), row(3, 30)]);
@@ -107,8 +113,7 @@ describe('telemetry', () => {
 
   it('a failing batch writes nothing', () => {
     const { db } = fresh();
-    new GroupStore(db).upsert(spec, 1);
-    new InstanceStore(db).register({ id: 'i-1', groupId: 'web', address: '', agentVersion: '' }, 1);
+    withInstances(db, ['i-1']);
     const t = new TelemetryStore(db);
     // `latest` references instances: an unknown instance fails the whole transaction.
     expect(() => t.writeBatch([
@@ -120,8 +125,7 @@ describe('telemetry', () => {
 
   it('prunes old samples in bounded chunks', () => {
     const { db } = fresh();
-    new GroupStore(db).upsert(spec, 1);
-    new InstanceStore(db).register({ id: 'i-1', groupId: 'web', address: '', agentVersion: '' }, 1);
+    withInstances(db, ['i-1']);
     const t = new TelemetryStore(db);
     t.writeBatch(Array.from({ length: 10 }, (_, k) => ({ instanceId: 'i-1', seq: k + 1, sampleAt: k * 100, receivedAt: k * 100, cpu: 1, mem: 1 })));
     expect(t.prune(500, 3)).toBe(3);
@@ -133,10 +137,7 @@ describe('telemetry', () => {
 describe('status', () => {
   it('reports groups with counts, average CPU, demand and decisions', () => {
     const { db } = fresh();
-    new GroupStore(db).upsert(spec, 1);
-    const instances = new InstanceStore(db);
-    instances.register({ id: 'i-1', groupId: 'web', address: '', agentVersion: '' }, 1);
-    instances.register({ id: 'i-2', groupId: 'web', address: '', agentVersion: '' }, 1);
+    withInstances(db, ['i-1', 'i-2']);
     new TelemetryStore(db).writeBatch([
       { instanceId: 'i-1', seq: 1, sampleAt: 1, receivedAt: 1, cpu: 40, mem: 1 },
       { instanceId: 'i-2', seq: 1, sampleAt: 1, receivedAt: 1, cpu: 60, mem: 1 },

@@ -36,14 +36,20 @@ function startAgent(port: number, extra: Record<string, string> = {}): AgentHand
   return agent;
 }
 
+/** A temp store holding the test group, closed after the test. */
+function freshStore(): { db: Db; dbPath: string } {
+  const dbPath = join(tempDir(), 'a.db');
+  const db = openStore(dbPath);
+  cleanup.push(() => { db.close(); });
+  new GroupStore(db).upsert(spec, Date.now());
+  return { db, dbPath };
+}
+
 const seqs = (db: Db) => (db.prepare('SELECT seq FROM samples ORDER BY seq').all() as { seq: number }[]).map((r) => r.seq);
 
 describe('agent ↔ monitor server', () => {
   it('survives a monitor server restart and replays what it buffered: no gap, no duplicate', async () => {
-    const dbPath = join(tempDir(), 'a.db');
-    const db = openStore(dbPath);
-    cleanup.push(() => { db.close(); });
-    new GroupStore(db).upsert(spec, Date.now());
+    const { db, dbPath } = freshStore();
     new SimLoadStore(db).set('web', { kind: 'constant', value: 80 }, Date.now());
     let server = await startServer(db, dbPath);
     const port = server.grpcPort;
@@ -66,10 +72,7 @@ describe('agent ↔ monitor server', () => {
   });
 
   it('with the monitor server down it keeps sampling into a bounded buffer, then delivers what it kept', async () => {
-    const dbPath = join(tempDir(), 'a.db');
-    const db = openStore(dbPath);
-    cleanup.push(() => { db.close(); });
-    new GroupStore(db).upsert(spec, Date.now());
+    const { db, dbPath } = freshStore();
     // Reserve a port, then free it: nothing listens there until we start the server.
     const probe = await startServer(db, dbPath);
     const port = probe.grpcPort;
@@ -86,10 +89,7 @@ describe('agent ↔ monitor server', () => {
   });
 
   it('deregisters on stop so the instance stops counting at once', async () => {
-    const dbPath = join(tempDir(), 'a.db');
-    const db = openStore(dbPath);
-    cleanup.push(() => { db.close(); });
-    new GroupStore(db).upsert(spec, Date.now());
+    const { db, dbPath } = freshStore();
     const server = await startServer(db, dbPath);
     cleanup.push(() => server.close());
     const agent = startAgent(server.grpcPort);
