@@ -6,6 +6,7 @@ import { loadMonitorServerConfig } from '../config/monitor-server.js';
 import { runController } from '../controller/main.js';
 import { LocalProvider } from '../controller/providers/local.js';
 import { createLogger } from '../lib/logger.js';
+import { isAlive } from '../lib/process.js';
 import { runMonitorServer } from '../monitor-server/main.js';
 import { formatProfile, parseDuration, parseProfileSpec } from '../sim/profile.js';
 import { openStore } from '../store/db.js';
@@ -132,11 +133,3 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
   return survivors.length === 0 ? 0 : 1;
 }
 
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}

@@ -83,14 +83,6 @@ export class FailureDetector {
     this.tracked.delete(instanceId);
   }
 
-  has(instanceId: string): boolean {
-    return this.tracked.has(instanceId);
-  }
-
-  state(instanceId: string): LivenessState | undefined {
-    return this.tracked.get(instanceId)?.state;
-  }
-
   /** Instances of a group counted as live (running or suspect). */
   liveCount(groupId: string): number {
     let n = 0;

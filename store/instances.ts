@@ -62,15 +62,12 @@ export class InstanceStore {
   private readonly groupExistsStmt;
   private readonly registerInsertStmt;
   private readonly registerUpdateStmt;
-  private readonly recentTerminatedStmt;
 
   constructor(db: Db) {
     this.db = db;
     this.getStmt = db.prepare<[string], RawInstance>(`${SELECT} WHERE i.id = ?`);
     this.byGroupStmt = db.prepare<[string], RawInstance>(`${SELECT} WHERE i.group_id = ? AND i.state != 'terminated' ORDER BY i.launched_at, i.id`);
     this.activeStmt = db.prepare<[], RawInstance>(`${SELECT} WHERE i.state IN ('running','suspect','dead') ORDER BY i.id`);
-    this.recentTerminatedStmt = db.prepare<[string, number], RawInstance>(
-      `${SELECT} WHERE i.group_id = ? AND i.state = 'terminated' ORDER BY i.terminated_at DESC LIMIT ?`);
     this.insertPendingStmt = db.prepare(`INSERT INTO instances (id, group_id, state, state_reason, state_changed_at, launched_at)
       VALUES (?, ?, 'pending', ?, ?, ?)`);
     this.setProviderIdStmt = db.prepare('UPDATE instances SET provider_id = ? WHERE id = ?');
@@ -98,10 +95,6 @@ export class InstanceStore {
   /** Every instance of a group that is not terminated, oldest launch first. */
   listGroup(groupId: string): InstanceRow[] {
     return this.byGroupStmt.all(groupId).map(toRow);
-  }
-
-  recentTerminated(groupId: string, limit: number): InstanceRow[] {
-    return this.recentTerminatedStmt.all(groupId, limit).map(toRow);
   }
 
   /** Instances the failure detector watches (running, suspect, dead), all groups. */

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { cliEntry } from '../lib/paths.js';
 
+export { isAlive } from '../lib/process.js';
 export { waitFor } from '../lib/testing.js';
 
 export function tempDir(prefix = 'autoscaler-test-'): string {
@@ -67,11 +68,3 @@ export function killAll(): void {
   for (const c of running) c.kill('SIGKILL');
 }
 
-export function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
