@@ -65,7 +65,7 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
       ...env,
       CONTROLLER_INTERVAL_MS: '2000',
       CONTROLLER_MONITOR_STALE_MS: '10000',
-      CONTROLLER_LAUNCH_TIMEOUT_MS: '20000',
+      CONTROLLER_BOOT_TIMEOUT_MS: '20000',
       GROUP_ID: DEMO_GROUP,
       GROUP_MIN_SIZE: '1',
       GROUP_MAX_SIZE: opts.maxSize,
@@ -77,7 +77,7 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
       LOCAL_TERMINATE_TIMEOUT_MS: '3000',
     },
   });
-  const controller = runController(controllerCfg, log);
+  const controller = await runController(controllerCfg, log);
 
   const db = openStore(dbPath);
   const started = Date.now();

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { SCALE_IN_ORDERS, type ScaleInOrder } from '../controller/policy/scale-in.js';
 import type { GroupSpec } from '../controller/policy/types.js';
 import { DEFAULT_DB_PATH, compileConfig, type CrossCheck, isHostPort, id, int, logLevel, num, str, type ConfigSources } from './shared.js';
 
@@ -6,8 +7,21 @@ import { DEFAULT_DB_PATH, compileConfig, type CrossCheck, isHostPort, id, int, l
 export const DEFAULT_CONTROLLER_INTERVAL_MS = 5_000;
 /** Hold all actions when the monitor server has not written its heartbeat for this long. */
 export const DEFAULT_MONITOR_STALE_MS = 15_000;
-/** A launched instance that has not registered by then is terminated and replaced. */
-export const DEFAULT_LAUNCH_TIMEOUT_MS = 60_000;
+/**
+ * A launched instance whose agent has not registered by then is terminated and replaced. Local
+ * children start in about a second; an EC2 boot plus agent start takes 60–180 s, so AWS
+ * providers wait 10 minutes.
+ */
+export const DEFAULT_BOOT_TIMEOUT_MS = { local: 60_000, aws: 600_000 } as const;
+/**
+ * A stored instance missing from the provider's listing is gone only this long after it was
+ * launched or first seen: EC2's DescribeInstances lags RunInstances (eventual consistency).
+ */
+export const DEFAULT_LISTING_GRACE_MS = { local: 5_000, aws: 120_000 } as const;
+/** A sample older than this is not used for decisions (the instance counts as not ready). */
+export const DEFAULT_METRIC_MAX_AGE_MS = 30_000;
+/** SDK attempts per AWS call (first included), adaptive retry mode. */
+export const DEFAULT_AWS_MAX_ATTEMPTS = 5;
 /** Local provider: SIGTERM, then SIGKILL after this long. */
 export const DEFAULT_TERMINATE_TIMEOUT_MS = 10_000;
 /** Target tracking defaults (HPA's: tolerance 10 %, scale-in stabilization 5 min, +max(4, 100 %)). */
@@ -19,7 +33,7 @@ export const DEFAULT_SCALE_OUT_MAX_PERCENT = 100;
 /** Instance warm-up: a newly registered instance's CPU is not trusted for this long (AWS: off by default). */
 export const DEFAULT_WARMUP_MS = 0;
 
-export const PROVIDERS = ['local'] as const;
+export const PROVIDERS = ['local', 'aws-ec2', 'aws-asg'] as const;
 export type ProviderName = (typeof PROVIDERS)[number];
 
 const shape = {
@@ -27,7 +41,21 @@ const shape = {
   CONTROLLER_INTERVAL_MS: int(DEFAULT_CONTROLLER_INTERVAL_MS, 50, 3_600_000),
   CONTROLLER_PROVIDER: z.enum(PROVIDERS, { error: `must be one of: ${PROVIDERS.join(', ')}` }).default('local'),
   CONTROLLER_MONITOR_STALE_MS: int(DEFAULT_MONITOR_STALE_MS, 100, 3_600_000),
-  CONTROLLER_LAUNCH_TIMEOUT_MS: int(DEFAULT_LAUNCH_TIMEOUT_MS, 100, 3_600_000),
+  CONTROLLER_BOOT_TIMEOUT_MS: optionalInt(1_000, 86_400_000),
+  CONTROLLER_LISTING_GRACE_MS: optionalInt(0, 86_400_000),
+  CONTROLLER_METRIC_MAX_AGE_MS: int(DEFAULT_METRIC_MAX_AGE_MS, 100, 3_600_000),
+  CONTROLLER_UNKNOWN_INSTANCES: z.enum(['adopt', 'terminate'], { error: 'must be adopt or terminate' }).default('adopt'),
+  CONTROLLER_SCALE_IN_ORDER: z.enum(SCALE_IN_ORDERS, { error: `must be one of: ${SCALE_IN_ORDERS.join(', ')}` }).default('az-balance-oldest'),
+  AWS_REGION: z.string().regex(/^$|^[a-z]{2}(-[a-z]+)+-\d+$/, { error: 'must be a region name such as eu-west-1' }).default(''),
+  AWS_ENDPOINT: z.string().refine((v) => v === '' || /^https?:\/\/[^\s/]+/.test(v), { error: 'must be an http(s) URL' }).default(''),
+  AWS_MAX_ATTEMPTS: int(DEFAULT_AWS_MAX_ATTEMPTS, 1, 20),
+  EC2_LAUNCH_TEMPLATE_ID: z.string().regex(/^$|^lt-[0-9a-f]{8,17}$/, { error: 'must look like lt-0123456789abcdef0' }).default(''),
+  EC2_LAUNCH_TEMPLATE_NAME: z.string().regex(/^$|^[A-Za-z0-9()./_-]{3,128}$/, { error: 'must be 3-128 letters, digits or ()./_-' }).default(''),
+  EC2_LAUNCH_TEMPLATE_VERSION: z.string().regex(/^(\$Default|\$Latest|\d+)$/, { error: 'must be $Default, $Latest or a version number' }).default('$Default'),
+  EC2_INSTANCE_TYPES: list(/^[a-z0-9-]+\.[a-z0-9]+$/, 'instance types such as m7g.large'),
+  EC2_SUBNET_IDS: list(/^subnet-[0-9a-f]{8,17}$/, 'subnet ids such as subnet-0123456789abcdef0'),
+  EC2_TAGS: str(''),
+  ASG_NAME: z.string().regex(/^$|^[^\s:][^:]{0,254}$/, { error: 'must be 1-255 characters without ":"' }).default(''),
   GROUP_ID: id('default'),
   GROUP_MIN_SIZE: int(1, 0, 10_000),
   GROUP_MAX_SIZE: int(4, 1, 10_000),
@@ -44,7 +72,16 @@ const shape = {
   LOG_LEVEL: logLevel(),
 };
 
+const isAws = (p: ProviderName | undefined) => p === 'aws-ec2' || p === 'aws-asg';
+
 const checks: readonly CrossCheck<typeof shape>[] = [
+  (c) => (isAws(c.CONTROLLER_PROVIDER) && c.AWS_REGION === '' ? ['AWS_REGION', `is required with CONTROLLER_PROVIDER=${c.CONTROLLER_PROVIDER}`] : undefined),
+  (c) => (c.CONTROLLER_PROVIDER === 'aws-ec2' && c.EC2_LAUNCH_TEMPLATE_ID === '' && c.EC2_LAUNCH_TEMPLATE_NAME === ''
+    ? ['EC2_LAUNCH_TEMPLATE_ID', 'or EC2_LAUNCH_TEMPLATE_NAME is required with CONTROLLER_PROVIDER=aws-ec2'] : undefined),
+  (c) => (c.EC2_LAUNCH_TEMPLATE_ID && c.EC2_LAUNCH_TEMPLATE_NAME
+    ? ['EC2_LAUNCH_TEMPLATE_NAME', 'give EC2_LAUNCH_TEMPLATE_ID or EC2_LAUNCH_TEMPLATE_NAME, not both'] : undefined),
+  (c) => (c.EC2_TAGS !== undefined && parseTags(c.EC2_TAGS) === undefined
+    ? ['EC2_TAGS', 'must be key=value pairs separated by commas; keys 1-128 characters, not starting with aws: or autoscaler:'] : undefined),
   (c) => (c.GROUP_MAX_SIZE !== undefined && c.GROUP_MIN_SIZE !== undefined && c.GROUP_MAX_SIZE < c.GROUP_MIN_SIZE
     ? ['GROUP_MAX_SIZE', `must be >= GROUP_MIN_SIZE (${c.GROUP_MIN_SIZE})`] : undefined),
 ];
@@ -59,12 +96,42 @@ export interface ControllerConfig {
   readonly provider: ProviderName;
   /** Monitor heartbeat age beyond which every action is held, ms. Default 15 000. */
   readonly monitorStaleMs: number;
-  /** Pending instances older than this are replaced, ms. Default 60 000. */
-  readonly launchTimeoutMs: number;
+  /** Launched instances whose agent has not registered by then are replaced, ms. Default 60 000 local, 600 000 AWS. */
+  readonly bootTimeoutMs: number;
+  /** An instance missing from the provider's listing is gone only this long after its launch, ms. Default 5 000 local, 120 000 AWS. */
+  readonly listingGraceMs: number;
+  /** Samples older than this are not used: the instance counts as not ready, ms. Default 30 000. */
+  readonly metricMaxAgeMs: number;
+  /** What to do with a provider instance of the group that the store does not know. Default adopt. */
+  readonly unknownInstances: 'adopt' | 'terminate';
+  /** Which instances go first on scale-in. Default az-balance-oldest. */
+  readonly scaleInOrder: ScaleInOrder;
+  readonly aws: AwsConfig;
   /** The group this controller manages (one per controller for now). */
   readonly group: GroupSpec;
   readonly local: LocalProviderConfig;
   readonly logLevel: z.output<ReturnType<typeof logLevel>>;
+}
+
+export interface AwsConfig {
+  /** Region of the EC2 / Auto Scaling API. Required for aws-* providers. */
+  readonly region: string;
+  /** Endpoint override (any EC2-compatible API); empty: AWS's own. */
+  readonly endpoint: string;
+  /** SDK attempts per call, adaptive retries. Default 5. */
+  readonly maxAttempts: number;
+  readonly ec2: {
+    /** Launch template, by id or by name (exactly one), and its version. Default version $Default. */
+    readonly launchTemplate: { readonly id: string; readonly name: string; readonly version: string };
+    /** Instance types to try in order when one has no capacity; empty: the template's. */
+    readonly instanceTypes: readonly string[];
+    /** Subnets (one per zone) to spread launches over; empty: the template's. */
+    readonly subnetIds: readonly string[];
+    /** Extra tags on every instance. */
+    readonly tags: Readonly<Record<string, string>>;
+  };
+  /** Name of the Auto Scaling group the aws-asg provider drives. Default: the group id. */
+  readonly asgName: string;
 }
 
 export interface LocalProviderConfig {
@@ -76,6 +143,33 @@ export interface LocalProviderConfig {
   readonly logDir: string;
   /** Extra KEY=VALUE pairs (comma-separated) passed to every agent, e.g. AGENT_SIM_NOISE_PERCENT=1. */
   readonly agentEnv: Readonly<Record<string, string>>;
+}
+
+/** A whole number whose default depends on other keys (unset: undefined). */
+function optionalInt(min: number, max: number) {
+  return z.coerce.number({ error: 'must be a number' }).int({ error: 'must be a whole number' })
+    .min(min, { error: `must be >= ${min}` }).max(max, { error: `must be <= ${max}` }).optional();
+}
+
+/** A comma-separated list whose items match `pattern`. */
+function list(pattern: RegExp, what: string) {
+  return z.string().default('')
+    .transform((v) => v.split(',').map((x) => x.trim()).filter(Boolean))
+    .refine((items) => items.every((x) => pattern.test(x)), { error: `must be a comma-separated list of ${what}` });
+}
+
+/** EC2 tags from k=v,k=v; undefined when malformed or reserved. */
+export function parseTags(text: string): Record<string, string> | undefined {
+  const out: Record<string, string> = {};
+  for (const pair of text.split(',').map((p) => p.trim()).filter(Boolean)) {
+    const eq = pair.indexOf('=');
+    const key = eq > 0 ? pair.slice(0, eq).trim() : '';
+    if (key === '' || key.length > 128 || /^(aws|autoscaler):/i.test(key)) return undefined;
+    const value = pair.slice(eq + 1).trim();
+    if (value.length > 256) return undefined;
+    out[key] = value;
+  }
+  return out;
 }
 
 function parseKeyValues(text: string): Record<string, string> {
@@ -92,12 +186,29 @@ export const CONTROLLER_CONFIG_KEYS: readonly string[] = Object.keys(shape);
 
 export function loadControllerConfig(sources: ConfigSources): ControllerConfig {
   const c = compileConfig(shape, sources, checks);
+  const aws = isAws(c.CONTROLLER_PROVIDER);
   return Object.freeze({
     dbPath: c.AUTOSCALER_DB,
     intervalMs: c.CONTROLLER_INTERVAL_MS,
     provider: c.CONTROLLER_PROVIDER,
     monitorStaleMs: c.CONTROLLER_MONITOR_STALE_MS,
-    launchTimeoutMs: c.CONTROLLER_LAUNCH_TIMEOUT_MS,
+    bootTimeoutMs: c.CONTROLLER_BOOT_TIMEOUT_MS ?? DEFAULT_BOOT_TIMEOUT_MS[aws ? 'aws' : 'local'],
+    listingGraceMs: c.CONTROLLER_LISTING_GRACE_MS ?? DEFAULT_LISTING_GRACE_MS[aws ? 'aws' : 'local'],
+    metricMaxAgeMs: c.CONTROLLER_METRIC_MAX_AGE_MS,
+    unknownInstances: c.CONTROLLER_UNKNOWN_INSTANCES,
+    scaleInOrder: c.CONTROLLER_SCALE_IN_ORDER,
+    aws: Object.freeze({
+      region: c.AWS_REGION,
+      endpoint: c.AWS_ENDPOINT,
+      maxAttempts: c.AWS_MAX_ATTEMPTS,
+      ec2: Object.freeze({
+        launchTemplate: Object.freeze({ id: c.EC2_LAUNCH_TEMPLATE_ID, name: c.EC2_LAUNCH_TEMPLATE_NAME, version: c.EC2_LAUNCH_TEMPLATE_VERSION }),
+        instanceTypes: Object.freeze([...c.EC2_INSTANCE_TYPES]),
+        subnetIds: Object.freeze([...c.EC2_SUBNET_IDS]),
+        tags: Object.freeze(parseTags(c.EC2_TAGS) ?? {}),
+      }),
+      asgName: c.ASG_NAME || c.GROUP_ID,
+    }),
     group: Object.freeze({
       id: c.GROUP_ID,
       minSize: c.GROUP_MIN_SIZE,

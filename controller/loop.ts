@@ -5,32 +5,48 @@ import type { Logger } from '../lib/logger.js';
 import { version } from '../lib/version.js';
 import { ComponentStore } from '../store/components.js';
 import type { Db } from '../store/db.js';
-import { EventStore } from '../store/events.js';
+import { EventStore, type ActivityAction } from '../store/events.js';
 import { GroupStore, type GroupRow } from '../store/groups.js';
-import { InstanceStore, type InstanceRow } from '../store/instances.js';
+import { InstanceStore, type InstanceRow, type ProviderFacts } from '../store/instances.js';
+import { IntentStore, type LaunchIntent } from '../store/intents.js';
+import { chooseVictims } from './policy/scale-in.js';
 import { targetTracking } from './policy/target-tracking.js';
-import type { GroupSpec, Recommendation, ScalingDecision } from './policy/types.js';
-import type { InstanceProvider } from './providers/types.js';
+import type { DecisionReason, GroupSpec, Recommendation, ScalingDecision } from './policy/types.js';
+import { asProviderError, type InstanceProvider, type ProviderError, type ProviderInstance, type ProviderListing } from './providers/types.js';
 
 /** How often the controller writes its own heartbeat to the store. */
 export const CONTROLLER_BEAT_MS = 1_000;
+/** A termination the provider accepted but whose instance is still listed is asked again after this long. */
+export const TERMINATE_RETRY_MS = 120_000;
+/** Backoff after failed provider calls: doubles from the evaluation interval up to this. */
+export const MAX_PROVIDER_BACKOFF_MS = 300_000;
 
 /** Per-group memory between evaluations. */
 interface GroupMemory {
   history: readonly Recommendation[];
   /** Key of the last recorded decision, so that a steady state is recorded once, not every tick. */
   lastKey: string | undefined;
+  /** Consecutive failed provider calls, and no action before `backoffUntil`. */
+  failures: number;
+  backoffUntil: number;
+  lastError: ProviderError | undefined;
 }
 
 /**
- * ControllerASG's loop (Nomad's policy handler): every interval, for each group, read the store,
- * reconcile with the provider, replace what died, decide with the pure policy, record the
- * decision with its reason, then act. A failed evaluation is logged once and the loop goes on.
+ * ControllerASG's loop (Nomad's policy handler): every interval, for each group, read the
+ * provider's listing and the store, reconcile the two both ways, replace what died or never
+ * booted, decide with the pure policy, record the decision with its reason, then act through
+ * the provider. A failed evaluation is logged once and the loop goes on.
+ *
+ * Every launch is an intent row first (its token is the provider's idempotency key), so a crash
+ * at any point is recovered by the next controller: it finds the instances by their token tag,
+ * or retries the launch with the same token, which launches nothing twice.
  */
 export class Controller {
   private readonly log: Logger;
   private readonly groups: GroupStore;
   private readonly instances: InstanceStore;
+  private readonly intents: IntentStore;
   private readonly events: EventStore;
   private readonly components: ComponentStore;
   private readonly memory = new Map<string, GroupMemory>();
@@ -44,15 +60,17 @@ export class Controller {
 
   constructor(
     private readonly cfg: ControllerConfig,
-    db: Db,
+    private readonly db: Db,
     private readonly provider: InstanceProvider,
     private readonly clock: Clock,
     rootLog: Logger,
-    private readonly newInstanceId: (groupId: string) => string = (g) => `${g.slice(0, 48)}-${randomBytes(4).toString('hex')}`,
+    /** Launch tokens: 1–56 characters, unique (EC2 ClientTokens derive from them). */
+    private readonly newToken: () => string = () => `as-${randomBytes(12).toString('hex')}`,
   ) {
     this.log = rootLog.child({ component: 'controller' });
     this.groups = new GroupStore(db);
     this.instances = new InstanceStore(db);
+    this.intents = new IntentStore(db);
     this.events = new EventStore(db);
     this.components = new ComponentStore(db);
     this.startedAt = clock.now();
@@ -68,11 +86,13 @@ export class Controller {
 
   /** Apply the configured group to the store and load what the last run decided (tests call tick() after it). */
   init(): void {
-    const now = this.clock.now();
-    const g = this.groups.upsert(this.cfg.group, now);
+    const g = this.groups.upsert(this.cfg.group, this.clock.now());
     const last = this.events.recentDecisions(g.id, 1)[0];
-    this.memory.set(g.id, { history: [], lastKey: last === undefined ? undefined : `${last.reason}:${last.from}:${last.to}` });
-    this.log.info({ groupId: g.id, minSize: g.minSize, maxSize: g.maxSize, desired: g.desired, policy: g.policy, provider: this.provider.name, intervalMs: this.cfg.intervalMs }, 'controller starting');
+    this.memory.set(g.id, { ...freshMemory(), lastKey: last === undefined ? undefined : `${last.reason}:${last.from}:${last.to}` });
+    this.log.info({
+      groupId: g.id, minSize: g.minSize, maxSize: g.maxSize, desired: g.desired, policy: g.policy, provider: this.provider.name,
+      intervalMs: this.cfg.intervalMs, bootTimeoutMs: this.cfg.bootTimeoutMs, listingGraceMs: this.cfg.listingGraceMs,
+    }, 'controller starting');
     this.beat();
   }
 
@@ -101,37 +121,50 @@ export class Controller {
   private async evaluate(spec: GroupSpec): Promise<void> {
     const group = this.groups.get(spec.id);
     if (group === undefined) throw new Error(`group ${spec.id} vanished from the store`);
-    const mem = this.memory.get(group.id) ?? { history: [], lastKey: undefined };
+    const mem = this.memory.get(group.id) ?? freshMemory();
     this.memory.set(group.id, mem);
 
-    await this.reconcile(group);
-
-    if (group.paused) {
-      const current = this.capacity(this.instances.listGroup(group.id)).length;
-      this.record(group, mem, hold(current, group.desired, 'Paused', 'group is paused: no scaling and no replacement'));
+    let listing: ProviderListing;
+    try {
+      listing = await this.provider.list(group.id);
+    } catch (err) {
+      const e = asProviderError(err, group.id);
+      this.failed(group.id, mem, e, 'list');
+      this.hold(group, mem, 'ProviderUnavailable', `cannot list the group at ${this.provider.name}: ${e.code}: ${e.message}`);
       return;
     }
+    const { unknown, unfinished } = this.reconcile(group, listing);
 
+    if (group.paused) return this.hold(group, mem, 'Paused', 'group is paused: no scaling and no replacement');
     const now = this.clock.now();
     const monitor = this.components.get('monitor-server');
     const monitorAge = monitor === undefined ? undefined : now - monitor.heartbeatAt;
     if (monitorAge === undefined || monitorAge > this.cfg.monitorStaleMs) {
-      const current = this.capacity(this.instances.listGroup(group.id)).length;
       const why = monitorAge === undefined ? 'monitor server has never reported' : `monitor server silent for ${Math.round(monitorAge / 1000)}s`;
-      this.record(group, mem, hold(current, group.desired, 'MonitorUnavailable', `${why}: holding every action until it is back`));
-      return;
+      return this.hold(group, mem, 'MonitorUnavailable', `${why}: holding every action until it is back`);
+    }
+    if (listing.blocked !== undefined) return this.hold(group, mem, 'ProviderBlocked', `${listing.blocked}: holding every action`);
+    if (now < mem.backoffUntil) {
+      const e = mem.lastError;
+      return this.hold(group, mem, 'ProviderBackoff',
+        `provider call failed ${mem.failures} time(s) in a row (last: ${e?.code ?? 'error'}${e?.details.action ? ` on ${e.details.action}` : ''}); next try in ${Math.ceil((mem.backoffUntil - now) / 1000)}s`);
     }
 
-    await this.replaceUnhealthy(group, mem);
+    if (unknown.length > 0) await this.terminate(group, mem, unknown, 'not launched by this controller (CONTROLLER_UNKNOWN_INSTANCES=terminate)', false);
+    if (unfinished.length > 0) await this.terminate(group, mem, unfinished, `still running ${Math.round(TERMINATE_RETRY_MS / 1000)}s after termination was asked: asking again`, false);
+    await this.resumeIntents(group, mem);
+    await this.replaceUnhealthy(group, mem, listing);
 
     const instances = this.instances.listGroup(group.id);
-    const live = this.capacity(instances);
-    // Ready: running, reporting, and past its warm-up. Launched or warming instances are capacity in transit.
+    const live = capacity(instances);
+    const inFlight = this.inFlight(group.id);
+    // Ready: running, reporting a fresh sample, and past its warm-up. The rest is capacity in transit.
     const warmSince = now - spec.policy.warmupMs;
-    const ready = (i: InstanceRow) => i.state === 'running' && i.cpu !== null && (i.registeredAt ?? 0) <= warmSince;
+    const freshSince = now - this.cfg.metricMaxAgeMs;
+    const ready = (i: InstanceRow) => i.state === 'running' && i.cpu !== null && (i.sampleAt ?? 0) >= freshSince && (i.registeredAt ?? 0) <= warmSince;
     const observation = {
       readyCpu: live.filter(ready).map((i) => i.cpu as number),
-      pending: live.filter((i) => i.state === 'pending' || (i.state === 'running' && !ready(i))).length,
+      pending: inFlight + live.filter((i) => i.state === 'pending' || (i.state === 'running' && !ready(i))).length,
       suspect: live.filter((i) => i.state === 'suspect').length,
     };
     const result = targetTracking({ group: spec, observation, history: mem.history, now });
@@ -141,107 +174,239 @@ export class Controller {
     this.log.debug({ groupId: group.id, observation, details: d.details, message: d.message }, 'decision inputs');
     this.record(group, mem, d);
     if (d.desired !== group.desired) this.groups.setDesired(group.id, d.desired, now);
-    await this.converge(group.id, live, d.desired, d.desired > live.length ? `scale out to ${d.desired}: ${d.reason}` : `scale in to ${d.desired}: ${d.reason}`);
+    await this.converge(group, mem, listing, d.desired, d.reason);
   }
 
-  /** Instances that count as capacity: launched and not dead or on their way out. */
-  private capacity(instances: readonly InstanceRow[]): InstanceRow[] {
-    return instances.filter((i) => i.state === 'pending' || i.state === 'running' || i.state === 'suspect');
+  /** Instances launches have been asked for but not yet recorded (open intents). */
+  private inFlight(groupId: string): number {
+    return this.intents.open(groupId).reduce((n, i) => n + i.count, 0);
   }
 
-  /** Align the store with what the provider actually runs. */
-  private async reconcile(group: GroupRow): Promise<void> {
+  /**
+   * Align the store with the provider's listing, both ways. Returns the unknown instances to
+   * terminate (when so configured); adoption happens here.
+   */
+  private reconcile(group: GroupRow, listing: ProviderListing): { unknown: string[]; unfinished: string[] } {
     const now = this.clock.now();
-    const provided = new Map((await this.provider.list(group.id)).map((p) => [p.instanceId, p]));
-    for (const i of this.instances.listGroup(group.id)) {
-      const p = provided.get(i.id);
-      if (p !== undefined && p.state === 'running') continue;
-      if (i.state === 'pending' && i.providerId === null) {
-        // Recorded but never handed to the provider (the controller stopped mid-launch).
-        if (now - (i.launchedAt ?? now) > this.cfg.launchTimeoutMs) this.instances.setState(i.id, 'terminated', 'launch never completed', now);
+    const listed = new Map(listing.instances.map((p) => [p.id, p]));
+
+    // Launches whose result was never recorded (a crash): their instances carry the token.
+    for (const intent of this.intents.open(group.id)) {
+      const found = listing.instances.filter((p) => p.launchToken === intent.token && p.state !== 'gone');
+      if (found.length > 0) this.recordLaunched(group.id, intent, found, 'found by its launch token');
+    }
+
+    const unfinished: string[] = [];
+    for (const row of this.instances.listGroup(group.id)) {
+      const p = listed.get(row.id);
+      if (p !== undefined) {
+        this.instances.observe(facts(p), now);
+        if (p.state === 'gone') this.gone(group.id, row, p.detail);
+        // Accepted (or refused) long ago and still running: ask again, it is idempotent.
+        else if (row.state === 'terminating' && p.state !== 'terminating' && now - (row.terminateRequestedAt ?? row.stateChangedAt) > TERMINATE_RETRY_MS) unfinished.push(row.id);
         continue;
       }
-      const detail = p?.detail ?? `not found at provider ${this.provider.name}`;
-      if (i.state === 'terminating') {
-        this.instances.setState(i.id, 'terminated', `terminated (${detail})`, now);
-      } else if (i.state !== 'dead') {
-        // The provider says it is gone: no need to wait for heartbeats to time out.
-        this.instances.setState(i.id, 'dead', `instance gone: ${detail}`, now);
-        this.log.warn({ groupId: group.id, instanceId: i.id, detail }, 'instance gone at provider');
+      // Not listed: the listing lags launches (eventual consistency), so wait out the grace.
+      const since = row.launchedAt ?? row.registeredAt ?? row.stateChangedAt;
+      if (now - since < this.cfg.listingGraceMs) continue;
+      this.gone(group.id, row, `not listed by ${this.provider.name}`);
+    }
+
+    const unknown: string[] = [];
+    const strangers = listing.instances.filter((p) => p.state !== 'gone' && p.state !== 'terminating' && this.instances.get(p.id) === undefined);
+    for (const p of strangers) {
+      if (this.provider.lifecycle === 'controller' && this.cfg.unknownInstances === 'terminate') {
+        unknown.push(p.id);
+        continue;
       }
+      const cause = this.provider.lifecycle === 'cloud' ? `launched by ${this.provider.name}` : 'found at the provider, not launched by this controller';
+      // A fresh boot timeout: an adopted instance is given as long as our own launches to register.
+      this.instances.insertLaunched(group.id, [{ ...facts(p), launchedAt: now }], 'adopted', `adopted: ${cause}`, now);
+      this.activity(group.id, p.id, 'adopt', cause, undefined);
+      this.log.info({ groupId: group.id, instanceId: p.id, state: p.state, zone: p.zone }, 'instance adopted');
+    }
+    return { unknown, unfinished };
+  }
+
+  /** The provider says the instance is gone (or has stopped listing it). */
+  private gone(groupId: string, row: InstanceRow, detail: string): void {
+    const now = this.clock.now();
+    if (row.state === 'terminating') {
+      this.instances.setState(row.id, 'terminated', `terminated (${detail})`, now);
+    } else if (row.state !== 'dead') {
+      // No need to wait for heartbeats to time out; replaceUnhealthy takes it from here.
+      this.instances.setState(row.id, 'dead', `instance gone: ${detail}`, now);
+      this.log.warn({ groupId, instanceId: row.id, detail }, 'instance gone at provider');
+    }
+  }
+
+  /**
+   * Open intents that are not in the listing yet: retry the launch with the same token (it
+   * launches nothing twice), or give up once the boot timeout has passed.
+   */
+  private async resumeIntents(group: GroupRow, mem: GroupMemory): Promise<void> {
+    for (const intent of this.intents.open(group.id)) {
+      const now = this.clock.now();
+      if (now - intent.createdAt > this.cfg.bootTimeoutMs) {
+        this.intents.close(intent.token, 'failed', 'no instance seen within the boot timeout', now);
+        this.activity(group.id, intent.token, 'launch', intent.cause, `no instance seen within ${Math.round(this.cfg.bootTimeoutMs / 1000)}s`);
+        continue;
+      }
+      this.log.info({ groupId: group.id, token: intent.token, count: intent.count, attempts: intent.attempts }, 'retrying an unfinished launch with its token');
+      if (!(await this.callLaunch(group, mem, intent))) return;
     }
   }
 
   /** Terminate dead instances and launches that never registered; launch their replacements. */
-  private async replaceUnhealthy(group: GroupRow, mem: GroupMemory): Promise<void> {
+  private async replaceUnhealthy(group: GroupRow, mem: GroupMemory, listing: ProviderListing): Promise<void> {
     const now = this.clock.now();
     const instances = this.instances.listGroup(group.id);
     const unhealthy = instances
       .map((i) => {
         if (i.state === 'dead') return { i, cause: `dead (${i.stateReason ?? 'no heartbeat'})` };
-        if (i.state === 'pending' && now - (i.launchedAt ?? now) > this.cfg.launchTimeoutMs) {
-          return { i, cause: `did not register within ${Math.round(this.cfg.launchTimeoutMs / 1000)}s of launch` };
+        if (i.state === 'pending' && now - (i.launchedAt ?? now) > this.cfg.bootTimeoutMs) {
+          return { i, cause: `did not register within ${Math.round(this.cfg.bootTimeoutMs / 1000)}s of launch` };
         }
         return undefined;
       })
       .filter((x) => x !== undefined);
     if (unhealthy.length === 0) return;
-    const remaining = this.capacity(instances).filter((i) => !unhealthy.some((u) => u.i.id === i.id));
+    const remaining = capacity(instances).filter((i) => !unhealthy.some((u) => u.i.id === i.id)).length + this.inFlight(group.id);
     const target = Math.max(group.minSize, Math.min(group.maxSize, group.desired));
     const message = unhealthy.map((u) => `${u.i.id} ${u.cause}`).join('; ');
     this.record(group, mem, {
-      current: remaining.length, desired: target, reason: 'ReplaceUnhealthy',
+      current: remaining, desired: target, reason: 'ReplaceUnhealthy',
       message: `replacing ${unhealthy.length} instance(s): ${message}`, trail: ['ReplaceUnhealthy'],
       details: { replaced: unhealthy.map((u) => u.i.id).join(',') },
     });
-    await Promise.all(unhealthy.map((u) => this.terminateOne(group.id, u.i, `replace: ${u.cause}`)));
-    await this.converge(group.id, remaining, target, `replace ${unhealthy.map((u) => u.i.id).join(', ')}`);
+    const cause = `replace: ${unhealthy.map((u) => `${u.i.id} ${u.cause}`).join('; ')}`;
+    // On a cloud-owned group, terminating without decrement makes the cloud launch the replacement.
+    if (!(await this.terminate(group, mem, unhealthy.map((u) => u.i.id), cause, false))) return;
+    if (this.provider.lifecycle === 'controller') await this.converge(group, mem, listing, target, 'ReplaceUnhealthy');
   }
 
-  /** Launch or terminate until `live` matches `desired`. */
-  private async converge(groupId: string, live: readonly InstanceRow[], desired: number, cause: string): Promise<void> {
-    if (desired > live.length) {
-      const n = desired - live.length;
-      await Promise.all(Array.from({ length: n }, () => this.launchOne(groupId, cause)));
+  /** Launch or terminate until the group's capacity matches `desired`. */
+  private async converge(group: GroupRow, mem: GroupMemory, listing: ProviderListing, desired: number, reason: DecisionReason): Promise<void> {
+    const live = capacity(this.instances.listGroup(group.id));
+    if (this.provider.lifecycle === 'cloud') {
+      // The cloud launches on its own to its desired count: raise it; lower it by choosing victims.
+      const cloudDesired = listing.capacity?.desired ?? live.length;
+      if (desired > live.length && desired !== cloudDesired) await this.setCloudDesired(group, mem, desired, cloudDesired, reason);
+      else if (desired < live.length) await this.scaleIn(group, mem, live, live.length - desired, reason);
+      return;
+    }
+    const current = live.length + this.inFlight(group.id);
+    if (desired > current) {
+      const count = desired - current;
+      const token = this.newToken();
+      const cause = `${reason}: scale out to ${desired}`;
+      this.intents.create(token, group.id, count, cause, this.clock.now());
+      const intent = this.intents.get(token) as LaunchIntent;
+      await this.callLaunch(group, mem, intent);
     } else if (desired < live.length) {
-      // Scale in: the least useful first: suspect, then still launching, then the newest.
-      const rank = (i: InstanceRow) => (i.state === 'suspect' ? 0 : i.state === 'pending' ? 1 : 2);
-      const victims = [...live]
-        .sort((a, b) => rank(a) - rank(b) || (b.launchedAt ?? b.registeredAt ?? 0) - (a.launchedAt ?? a.registeredAt ?? 0))
-        .slice(0, live.length - desired);
-      await Promise.all(victims.map((v) => this.terminateOne(groupId, v, cause)));
+      await this.scaleIn(group, mem, live, live.length - desired, reason);
     }
   }
 
-  private async launchOne(groupId: string, cause: string): Promise<void> {
-    const id = this.newInstanceId(groupId);
+  private async scaleIn(group: GroupRow, mem: GroupMemory, live: readonly InstanceRow[], count: number, reason: DecisionReason): Promise<void> {
+    const choice = chooseVictims(live.map((i) => ({
+      id: i.id, state: i.state, zone: i.zone, launchedAt: i.launchedAt ?? i.registeredAt ?? i.stateChangedAt, cpu: i.cpu,
+    })), count, this.cfg.scaleInOrder);
+    this.log.info({ groupId: group.id, victims: choice.victims, order: this.cfg.scaleInOrder }, 'scale-in victims chosen');
+    await this.terminate(group, mem, choice.victims, `${reason}: scale in, ${choice.message}`, true);
+  }
+
+  /**
+   * One provider call for the whole intent. Accepted instances are recorded with the intent
+   * closed, in one transaction. A failure that may have launched something (a timeout, a 5xx)
+   * leaves the intent open, to be retried with the same token. Returns false on failure.
+   */
+  private async callLaunch(group: GroupRow, mem: GroupMemory, intent: LaunchIntent): Promise<boolean> {
+    this.intents.attempt(intent.token);
+    try {
+      const result = await this.provider.launch({ groupId: group.id, token: intent.token, count: intent.count });
+      this.recordLaunched(group.id, intent, result.instances, 'launched');
+      if (result.shortfall !== undefined) {
+        this.activity(group.id, intent.token, 'launch', intent.cause, `${intent.count - result.instances.length} of ${intent.count} not launched: ${result.shortfall.code}: ${result.shortfall.message}`);
+      }
+      mem.failures = 0;
+      return true;
+    } catch (err) {
+      const e = asProviderError(err, group.id);
+      const ambiguous = e.code === 'Unavailable' || e.code === 'Unknown';
+      if (!ambiguous) this.intents.close(intent.token, 'failed', `${e.code}: ${e.message}`, this.clock.now());
+      this.activity(group.id, intent.token, 'launch', intent.cause, `${e.code}: ${e.message}${ambiguous ? ' (will retry with the same token)' : ''}`);
+      this.failed(group.id, mem, e, 'launch');
+      return false;
+    }
+  }
+
+  /** Store what a launch produced and close its intent, atomically. */
+  private recordLaunched(groupId: string, intent: LaunchIntent, launched: readonly ProviderInstance[], how: string): void {
     const now = this.clock.now();
-    // Recorded before the provider call, so a crash in between leaves a trace to clean up.
-    this.instances.insertPending(id, groupId, cause, now);
+    this.db.transaction(() => {
+      // Our own clock starts the boot timeout, not the cloud's LaunchTime.
+      this.instances.insertLaunched(groupId, launched.map((p) => ({ ...facts(p), launchToken: intent.token, launchedAt: now })), 'launched', intent.cause, now);
+      this.intents.close(intent.token, 'done', null, now);
+      for (const p of launched) this.activity(groupId, p.id, 'launch', `${intent.cause} (${how}, token ${intent.token})`, undefined);
+    })();
+    this.log.info({ groupId, token: intent.token, instances: launched.map((p) => p.id), how }, 'launch accepted');
+  }
+
+  /** Ask the provider to terminate; accepted ones stay `terminating` until the listing shows them gone. */
+  private async terminate(group: GroupRow, mem: GroupMemory, ids: readonly string[], cause: string, decrement: boolean): Promise<boolean> {
+    if (ids.length === 0) return true;
+    const now = this.clock.now();
+    for (const id of ids) this.instances.requestTerminate(id, cause, now);
+    let result;
     try {
-      const { providerId } = await this.provider.launch({ groupId, instanceId: id });
-      this.instances.setProviderId(id, providerId);
-      this.events.recordActivity({ ts: this.clock.now(), groupId, instanceId: id, action: 'launch', cause, outcome: 'ok', error: null });
+      result = await this.provider.terminate({ groupId: group.id, ids, decrement });
     } catch (err) {
-      const msg = (err as Error).message;
-      this.instances.setState(id, 'terminated', `launch failed: ${msg}`, this.clock.now());
-      this.events.recordActivity({ ts: this.clock.now(), groupId, instanceId: id, action: 'launch', cause, outcome: 'failed', error: msg });
-      this.log.error({ err, groupId, instanceId: id }, 'launch failed');
+      const e = asProviderError(err, group.id);
+      for (const id of ids) this.activity(group.id, id, 'terminate', cause, `${e.code}: ${e.message}`);
+      this.failed(group.id, mem, e, 'terminate');
+      return false;
+    }
+    for (const id of result.accepted) this.activity(group.id, id, 'terminate', cause, undefined);
+    for (const f of result.failed) this.activity(group.id, f.id, 'terminate', cause, `${f.error.code}: ${f.error.message}`);
+    if (result.failed.length > 0) {
+      this.failed(group.id, mem, result.failed[0]?.error as ProviderError, 'terminate');
+      return false;
+    }
+    mem.failures = 0;
+    return true;
+  }
+
+  private async setCloudDesired(group: GroupRow, mem: GroupMemory, desired: number, from: number, reason: DecisionReason): Promise<void> {
+    const cause = `${reason}: desired ${from} → ${desired}`;
+    try {
+      await this.provider.setDesiredCapacity({ groupId: group.id, desired });
+      this.activity(group.id, '-', 'set-desired', cause, undefined);
+      mem.failures = 0;
+    } catch (err) {
+      const e = asProviderError(err, group.id);
+      this.activity(group.id, '-', 'set-desired', cause, `${e.code}: ${e.message}`);
+      this.failed(group.id, mem, e, 'set-desired');
     }
   }
 
-  private async terminateOne(groupId: string, i: InstanceRow, cause: string): Promise<void> {
-    this.instances.setState(i.id, 'terminating', cause, this.clock.now());
-    try {
-      await this.provider.terminate({ groupId, instanceId: i.id, providerId: i.providerId });
-      this.instances.setState(i.id, 'terminated', cause, this.clock.now());
-      this.events.recordActivity({ ts: this.clock.now(), groupId, instanceId: i.id, action: 'terminate', cause, outcome: 'ok', error: null });
-    } catch (err) {
-      // Stays `terminating`; reconcile finishes the job once the provider reports it gone.
-      const msg = (err as Error).message;
-      this.events.recordActivity({ ts: this.clock.now(), groupId, instanceId: i.id, action: 'terminate', cause, outcome: 'failed', error: msg });
-      this.log.error({ err, groupId, instanceId: i.id }, 'terminate failed');
-    }
+  /** A provider call failed: log it once with its code, and back off before the next action. */
+  private failed(groupId: string, mem: GroupMemory, e: ProviderError, op: string): void {
+    mem.failures++;
+    mem.lastError = e;
+    const backoff = Math.min(MAX_PROVIDER_BACKOFF_MS, this.cfg.intervalMs * 2 ** Math.min(mem.failures - 1, 16));
+    mem.backoffUntil = this.clock.now() + backoff;
+    const level = e.code === 'Throttled' || e.code === 'InsufficientCapacity' ? 'warn' : 'error';
+    this.log[level]({ err: e, groupId, op, code: e.code, cloudCode: e.details.cloudCode, action: e.details.action, retryable: e.retryable, backoffMs: backoff }, 'provider call failed');
+  }
+
+  private activity(groupId: string, instanceId: string, action: ActivityAction, cause: string, error: string | undefined): void {
+    this.events.recordActivity({ ts: this.clock.now(), groupId, instanceId, action, cause, outcome: error === undefined ? 'ok' : 'failed', error: error ?? null });
+  }
+
+  private hold(group: GroupRow, mem: GroupMemory, reason: DecisionReason, message: string): void {
+    const current = capacity(this.instances.listGroup(group.id)).length;
+    this.record(group, mem, { current, desired: group.desired, reason, message, trail: [reason], details: {} });
   }
 
   /** Record a decision unless it repeats the last one recorded for the group. */
@@ -281,6 +446,15 @@ export class Controller {
   }
 }
 
-function hold(current: number, desired: number, reason: 'Paused' | 'MonitorUnavailable', message: string): ScalingDecision {
-  return { current, desired, reason, message, trail: [reason], details: {} };
+function freshMemory(): GroupMemory {
+  return { history: [], lastKey: undefined, failures: 0, backoffUntil: 0, lastError: undefined };
+}
+
+/** Instances that count as capacity: launched and not dead or on their way out. */
+function capacity(instances: readonly InstanceRow[]): InstanceRow[] {
+  return instances.filter((i) => i.state === 'pending' || i.state === 'running' || i.state === 'suspect');
+}
+
+function facts(p: ProviderInstance): ProviderFacts {
+  return { id: p.id, providerState: p.state, launchToken: p.launchToken, launchedAt: p.launchedAt, zone: p.zone, instanceType: p.instanceType, address: p.address };
 }

@@ -13,20 +13,23 @@ export interface DecisionRow {
   readonly details: Readonly<Record<string, unknown>>;
 }
 
+/** What the controller did to an instance (or a cloud-owned group's count). */
+export type ActivityAction = 'launch' | 'terminate' | 'adopt' | 'set-desired';
+
 /** A launch or termination the controller carried out (or tried to). */
 export interface ActivityRow {
   readonly id: number;
   readonly ts: number;
   readonly groupId: string;
   readonly instanceId: string;
-  readonly action: 'launch' | 'terminate';
+  readonly action: ActivityAction;
   readonly cause: string;
   readonly outcome: 'ok' | 'failed';
   readonly error: string | null;
 }
 
 interface RawDecision { id: number; ts: number; group_id: string; from_count: number; to_count: number; reason: DecisionReason; message: string; details: string }
-interface RawActivity { id: number; ts: number; group_id: string; instance_id: string; action: 'launch' | 'terminate'; cause: string; outcome: 'ok' | 'failed'; error: string | null }
+interface RawActivity { id: number; ts: number; group_id: string; instance_id: string; action: ActivityAction; cause: string; outcome: 'ok' | 'failed'; error: string | null }
 
 const toDecision = (r: RawDecision): DecisionRow => ({
   id: r.id, ts: r.ts, groupId: r.group_id, from: r.from_count, to: r.to_count, reason: r.reason, message: r.message,

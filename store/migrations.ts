@@ -95,4 +95,47 @@ export const MIGRATIONS: readonly string[] = [
     info          TEXT NOT NULL               -- JSON
   );
   `,
+  `
+  -- Provider contract v2 (docs/architecture.md, "Instance identity"): an instance's id is the
+  -- provider's own id; a launch is an intent written before the cloud call, whose token is the
+  -- cloud's idempotency key (EC2 ClientToken) and a tag on every instance it launched.
+  ALTER TABLE instances ADD COLUMN launch_token TEXT;
+  ALTER TABLE instances ADD COLUMN zone TEXT;
+  ALTER TABLE instances ADD COLUMN instance_type TEXT;
+  -- launched: by this controller; adopted: found at the provider; registered: an agent said so first.
+  ALTER TABLE instances ADD COLUMN origin TEXT NOT NULL DEFAULT 'launched';
+  ALTER TABLE instances ADD COLUMN provider_state TEXT;
+  ALTER TABLE instances ADD COLUMN provider_seen_at INTEGER;
+  ALTER TABLE instances ADD COLUMN terminate_requested_at INTEGER;
+
+  CREATE TABLE launch_intents (
+    token       TEXT PRIMARY KEY,
+    group_id    TEXT NOT NULL REFERENCES groups(id),
+    count       INTEGER NOT NULL CHECK (count >= 1),
+    cause       TEXT NOT NULL,
+    created_at  INTEGER NOT NULL,
+    attempts    INTEGER NOT NULL DEFAULT 0,
+    status      TEXT NOT NULL CHECK (status IN ('open','done','failed')),
+    error       TEXT,
+    closed_at   INTEGER
+  );
+  CREATE INDEX launch_intents_open ON launch_intents(group_id, status);
+
+  -- Activities gain 'adopt' (an instance found at the provider) and 'set-desired' (a cloud-owned
+  -- count); SQLite cannot alter a CHECK, so the table is rebuilt.
+  CREATE TABLE activities_v2 (
+    id           INTEGER PRIMARY KEY,
+    ts           INTEGER NOT NULL,
+    group_id     TEXT NOT NULL,
+    instance_id  TEXT NOT NULL,
+    action       TEXT NOT NULL CHECK (action IN ('launch','terminate','adopt','set-desired')),
+    cause        TEXT NOT NULL,
+    outcome      TEXT NOT NULL CHECK (outcome IN ('ok','failed')),
+    error        TEXT
+  );
+  INSERT INTO activities_v2 SELECT * FROM activities;
+  DROP TABLE activities;
+  ALTER TABLE activities_v2 RENAME TO activities;
+  CREATE INDEX activities_by_group ON activities(group_id, id);
+  `,
 ];

@@ -3,7 +3,8 @@
  * controller` as separate processes sharing one SQLite file, the local provider starting real
  * `autoscaler agent --simulate` children, load driven through `autoscaler load set`.
  */
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openStore, type Db } from '../store/db.js';
 import { StatusReader, type GroupStatus } from '../store/status.js';
@@ -27,6 +28,14 @@ function group(): GroupStatus {
 
 const running = (g: GroupStatus) => g.instances.filter((i) => i.state === 'running');
 
+/** The pid of a local instance's agent: the first JSON line of its log (pino writes `pid`). */
+function agentPid(instanceId: string): number {
+  const first = readFileSync(join(dirname(dbPath), 'instances', `${instanceId}.log`), 'utf8').split('\n')[0] ?? '';
+  const pid = (JSON.parse(first) as { pid?: number }).pid;
+  if (pid === undefined) throw new Error(`no pid in the log of ${instanceId}`);
+  return pid;
+}
+
 beforeAll(async () => {
   dbPath = join(tempDir(), 'fleet.db');
   monitor = startCli(['monitor-server'], {
@@ -38,7 +47,7 @@ beforeAll(async () => {
   await waitFor('monitor server listening', () => monitor.logs().find((l) => l.msg === 'monitor server listening'), 15_000);
   controller = startCli(['controller'], {
     ...env(dbPath),
-    CONTROLLER_INTERVAL_MS: '400', CONTROLLER_LAUNCH_TIMEOUT_MS: '15000',
+    CONTROLLER_INTERVAL_MS: '400', CONTROLLER_BOOT_TIMEOUT_MS: '15000',
     GROUP_ID: GROUP, GROUP_MIN_SIZE: '1', GROUP_MAX_SIZE: '6', GROUP_TARGET_CPU: '50', GROUP_SCALE_IN_STABILIZATION_MS: '3000',
     LOCAL_AGENT_SERVER: 'auto', LOCAL_TERMINATE_TIMEOUT_MS: '2000',
     LOCAL_AGENT_ENV: 'AGENT_SIM_NOISE_PERCENT=1,AGENT_SIM_SLEW_PERCENT_PER_S=100',
@@ -81,8 +90,8 @@ describe('e2e: scale out, scale in, replace', () => {
 
   it('kill -9 of an agent → marked dead within 5 heartbeat intervals and replaced', async () => {
     const victim = running(group())[0];
-    if (victim?.providerId == null) throw new Error('no running instance');
-    const pid = Number(victim.providerId.slice(4));
+    if (victim === undefined) throw new Error('no running instance');
+    const pid = agentPid(victim.id);
     const killedAt = Date.now();
     process.kill(pid, 'SIGKILL');
     const replacement = await waitFor('replacement running', () => {
@@ -98,8 +107,8 @@ describe('e2e: scale out, scale in, replace', () => {
 
   it('a hung agent (SIGSTOP) → declared dead by the failure detector within 5 intervals of its last heartbeat, terminated and replaced', async () => {
     const victim = running(group())[0];
-    if (victim?.providerId == null) throw new Error('no running instance');
-    const pid = Number(victim.providerId.slice(4));
+    if (victim === undefined) throw new Error('no running instance');
+    const pid = agentPid(victim.id);
     process.kill(pid, 'SIGSTOP');
     const decision = await waitFor('replace decision', () =>
       group().decisions.find((d) => d.reason === 'ReplaceUnhealthy' && String(d.details.replaced) === victim.id), 30_000, 100);
@@ -139,8 +148,8 @@ describe('e2e: scale out, scale in, replace', () => {
     const text = await runCli(['events', '--group', GROUP, '--limit', '200'], env(dbPath));
     expect(text.code).toBe(0);
     expect(text.output).toMatch(/decision .* ScaleOut 1 → 2: avg CPU/);
-    expect(text.output).toMatch(/launch .* \(scale out to 2: ScaleOut\) ok/);
-    expect(text.output).toMatch(/terminate .* \(replace: dead \(instance gone: exited with signal SIGKILL\)\) ok/);
+    expect(text.output).toMatch(/launch .* \(ScaleOut: scale out to 2 .*\) ok/);
+    expect(text.output).toMatch(/terminate .* \(replace: \S+ dead \(instance gone: exited with signal SIGKILL\)\) ok/);
     const json = await runCli(['events', '--json', '--limit', '5'], env(dbPath));
     const lines = json.output.trim().split('\n').map((l) => JSON.parse(l) as { kind: string; ts: number });
     expect(lines).toHaveLength(5);
@@ -148,7 +157,7 @@ describe('e2e: scale out, scale in, replace', () => {
   });
 
   it('stopping the controller stops its agents: no child process is left behind', async () => {
-    const pids = group().instances.filter((i) => i.providerId !== null).map((i) => Number(i.providerId?.slice(4)));
+    const pids = group().instances.map((i) => agentPid(i.id));
     expect(pids.length).toBeGreaterThan(0);
     await controller.stop();
     expect((await controller.exited).code).toBe(0);

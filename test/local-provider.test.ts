@@ -42,27 +42,39 @@ async function setup(terminateTimeoutMs = 3_000) {
 }
 
 describe('local provider (real child processes)', () => {
-  it('launches agents that register, lists them, and terminates with SIGTERM (agent deregisters)', async () => {
+  it('launches agents under ids it chooses, which they register with; lists them; terminates with SIGTERM', async () => {
     const { provider, instances } = await setup();
-    const a = await provider.launch({ groupId: 'web', instanceId: 'web-a' });
-    await provider.launch({ groupId: 'web', instanceId: 'web-b' });
-    expect(a.providerId).toMatch(/^pid:\d+$/);
-    await waitFor('both registered', () => instances.get('web-a')?.state === 'running' && instances.get('web-b')?.state === 'running', 15_000);
-    expect((await provider.list('web')).map((p) => [p.instanceId, p.state])).toEqual([['web-a', 'running'], ['web-b', 'running']]);
-    expect(await provider.list('other')).toEqual([]);
-    await provider.terminate({ groupId: 'web', instanceId: 'web-a', providerId: a.providerId });
-    expect((await provider.list('web')).map((p) => p.instanceId)).toEqual(['web-b']);
-    expect(instances.get('web-a')).toMatchObject({ state: 'dead', stateReason: 'deregistered: signal' });
-    await provider.terminate({ groupId: 'web', instanceId: 'never-existed', providerId: null });
+    const launched = await provider.launch({ groupId: 'web', token: 'tok-1', count: 2 });
+    const [a, b] = launched.instances.map((i) => i.id) as [string, string];
+    expect(a).toMatch(/^web-[0-9a-f]{8}$/);
+    expect(launched.instances[0]).toMatchObject({ state: 'running', launchToken: 'tok-1', zone: 'local' });
+    await waitFor('both registered', () => instances.get(a)?.state === 'running' && instances.get(b)?.state === 'running', 15_000);
+    expect((await provider.list('web')).instances.map((p) => [p.id, p.state])).toEqual([[a, 'running'], [b, 'running']]);
+    expect((await provider.list('other')).instances).toEqual([]);
+    expect(await provider.terminate({ groupId: 'web', ids: [a, 'never-existed'], decrement: true })).toEqual({ accepted: [a, 'never-existed'], failed: [] });
+    expect((await provider.list('web')).instances.find((p) => p.id === a)?.state).toBe('terminating');
+    await provider.exited(a);
+    const after = (await provider.list('web')).instances;
+    expect(after.map((p) => [p.id, p.state, p.detail])).toEqual([[b, 'running', expect.stringContaining('running')], [a, 'gone', 'terminated']]);
+    expect((await provider.list('web')).instances.map((p) => p.id)).toEqual([b]); // a gone instance is reported once
+    expect(instances.get(a)).toMatchObject({ state: 'dead', stateReason: 'deregistered: signal' });
+  });
+
+  it('launches nothing twice for the same token', async () => {
+    const { provider } = await setup();
+    const first = await provider.launch({ groupId: 'web', token: 'tok-1', count: 1 });
+    const again = await provider.launch({ groupId: 'web', token: 'tok-1', count: 1 });
+    expect(again.instances.map((i) => i.id)).toEqual(first.instances.map((i) => i.id));
+    expect(provider.pids()).toHaveLength(1);
   });
 
   it('reports an agent killed with SIGKILL as gone', async () => {
     const { provider, instances } = await setup();
-    const { providerId } = await provider.launch({ groupId: 'web', instanceId: 'web-a' });
-    await waitFor('registered', () => instances.get('web-a')?.state === 'running', 15_000);
-    process.kill(Number(providerId.slice(4)), 'SIGKILL');
-    const gone = await waitFor('gone', async () => (await provider.list('web')).find((p) => p.state === 'gone'));
-    expect(gone).toMatchObject({ instanceId: 'web-a', detail: 'exited with signal SIGKILL' });
+    const [a] = (await provider.launch({ groupId: 'web', token: 't', count: 1 })).instances;
+    await waitFor('registered', () => instances.get(a?.id ?? '')?.state === 'running', 15_000);
+    process.kill(provider.pids()[0] as number, 'SIGKILL');
+    const gone = await waitFor('gone', async () => (await provider.list('web')).instances.find((p) => p.state === 'gone'));
+    expect(gone).toMatchObject({ id: a?.id, detail: 'exited with signal SIGKILL' });
   });
 
   it('SIGKILLs an instance that ignores SIGTERM, after the timeout', async () => {
@@ -71,30 +83,32 @@ describe('local provider (real child processes)', () => {
     const provider = new LocalProvider({
       // A stand-in for a wedged agent: it ignores SIGTERM.
       command: [process.execPath, '-e', "process.on('SIGTERM', () => {}); console.log('ready'); setInterval(() => {}, 1000)", '--'],
-      agentServer: () => '127.0.0.1:1', terminateTimeoutMs: 200, logDir, agentEnv: {}, log,
+      agentServer: () => '127.0.0.1:1', terminateTimeoutMs: 200, logDir, agentEnv: {}, log, newId: () => 'wedged',
     });
     cleanup.push(() => provider.close());
-    const { providerId } = await provider.launch({ groupId: 'web', instanceId: 'wedged' });
-    const pid = Number(providerId.slice(4));
+    await provider.launch({ groupId: 'web', token: 't', count: 1 });
+    const pid = provider.pids()[0] as number;
     await waitFor('SIGTERM handler installed', () => existsSync(join(logDir, 'wedged.log')) && readFileSync(join(logDir, 'wedged.log'), 'utf8').includes('ready'));
-    await provider.terminate({ groupId: 'web', instanceId: 'wedged', providerId });
+    await provider.terminate({ groupId: 'web', ids: ['wedged'], decrement: true });
+    await provider.exited('wedged');
     expect(isAlive(pid)).toBe(false);
     expect(lines.find((l) => l.msg === 'instance ignored SIGTERM; sending SIGKILL')).toMatchObject({ instanceId: 'wedged', timeoutMs: 200 });
   });
 
-  it('fails a launch with ProviderError when the monitor server address is unknown', async () => {
+  it('fails a launch with a typed ProviderError when the monitor server address is unknown', async () => {
     const provider = new LocalProvider({
       command: [process.execPath, cliEntry()],
       agentServer: () => { throw new Error('monitor server address unknown'); },
       terminateTimeoutMs: 1_000, logDir: tempDir(), agentEnv: {}, log: captureLogger('warn').log,
     });
-    await expect(provider.launch({ groupId: 'web', instanceId: 'x' })).rejects.toBeInstanceOf(ProviderError);
+    const err = await provider.launch({ groupId: 'web', token: 't', count: 1 }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ProviderError);
+    expect(err).toMatchObject({ code: 'Unavailable', retryable: true });
   });
 
   it('close() leaves no child process behind', async () => {
     const { provider } = await setup();
-    await provider.launch({ groupId: 'web', instanceId: 'web-a' });
-    await provider.launch({ groupId: 'web', instanceId: 'web-b' });
+    await provider.launch({ groupId: 'web', token: 't', count: 2 });
     const pids = provider.pids();
     expect(pids).toHaveLength(2);
     await provider.close();

@@ -44,7 +44,13 @@ export type DecisionReason =
   | 'NoData'
   | 'Paused'
   | 'MonitorUnavailable'
-  | 'ReplaceUnhealthy';
+  | 'ReplaceUnhealthy'
+  /** The provider's listing failed: nothing is decided on a view we do not have. */
+  | 'ProviderUnavailable'
+  /** The cloud forbids acting now (instance refresh, suspended process). */
+  | 'ProviderBlocked'
+  /** A provider call failed recently; actions wait for the backoff. */
+  | 'ProviderBackoff';
 
 /** The outcome of one evaluation: the number, why, and every rule that fired on the way. */
 export interface ScalingDecision {
