@@ -10,7 +10,7 @@ describe('autoscaler CLI: bad input gets a clear error', () => {
     {
       name: 'controller: max < min and unknown provider',
       args: ['controller'], env: { GROUP_MIN_SIZE: '5', GROUP_MAX_SIZE: '2', CONTROLLER_PROVIDER: 'gce' },
-      keys: ['GROUP_MAX_SIZE: must be >= GROUP_MIN_SIZE (5) (got "2")', 'CONTROLLER_PROVIDER: must be one of: local (got "gce")'],
+      keys: ['GROUP_MAX_SIZE: must be >= GROUP_MIN_SIZE (5) (got "2")', 'CONTROLLER_PROVIDER: must be one of: local, aws-ec2, aws-asg (got "gce")'],
     },
     {
       name: 'monitor-server: ports out of range',
