@@ -2,7 +2,7 @@ import type { AgentConfig } from '../config/agent.js';
 import { systemClock, type Clock } from '../lib/clock.js';
 import type { Logger } from '../lib/logger.js';
 import { version } from '../lib/version.js';
-import { resolveIdentity } from './identity.js';
+import { discoverIdentity, resolveIdentity, type DiscoverOptions, type Identity } from './identity.js';
 import { Reporter } from './reporter.js';
 import { SimulatedSampler, SystemSampler, type Sampler } from './sampler.js';
 
@@ -10,32 +10,64 @@ import { SimulatedSampler, SystemSampler, type Sampler } from './sampler.js';
 export const PARENT_CHECK_MS = 1_000;
 
 export interface AgentHandle {
+  /**
+   * The reporter. Available at once for the `static` and `hostname` identities; with `imds` only
+   * after `ready` resolves (reading it earlier throws).
+   */
   readonly reporter: Reporter;
-  /** Resolves when the agent has stopped (signal, parent gone, or stop()). */
+  /** Resolves with the identity when the reporter has started; rejects when it never will. */
+  readonly ready: Promise<Identity>;
+  /**
+   * Resolves when the agent has stopped (signal, parent gone, or stop()). Rejects with a
+   * ConfigError when no identity could be found (AGENT_IDENTITY=imds and IMDS failed).
+   */
   readonly done: Promise<void>;
   stop(reason: string): Promise<void>;
 }
 
-/** MonitorC: sample and report until told to stop. Signals are the caller's (cli/main.ts). */
-export function runAgent(cfg: AgentConfig, rootLog: Logger, clock: Clock = systemClock): AgentHandle {
-  const identity = resolveIdentity(cfg);
-  const log = rootLog.child({ component: 'agent', instanceId: identity.instanceId, groupId: identity.groupId });
+/** Test seams. */
+export interface AgentOptions {
+  /** Passed to the identity lookup (tests shorten the IMDS backoff). */
+  readonly identity?: Omit<DiscoverOptions, 'signal'>;
+}
+
+/**
+ * MonitorC: sample and report until told to stop. Signals are the caller's (cli/main.ts).
+ * Returns at once; with AGENT_IDENTITY=imds the identity is looked up first and the reporter
+ * starts when it is known (`ready`). A failed lookup rejects `ready` and `done`.
+ */
+export function runAgent(cfg: AgentConfig, rootLog: Logger, clock: Clock = systemClock, opts: AgentOptions = {}): AgentHandle {
   const sampler: Sampler = cfg.simulate
     ? new SimulatedSampler({ noisePercent: cfg.simNoisePercent, slewPercentPerS: cfg.simSlewPercentPerS })
     : new SystemSampler();
-  const reporter = new Reporter(cfg, identity, sampler, clock, rootLog);
+  let reporter: Reporter | undefined;
+  let log: Logger = rootLog.child({ component: 'agent', groupId: cfg.groupId });
   let resolveDone: () => void = () => {};
-  const done = new Promise<void>((r) => { resolveDone = r; });
+  let rejectDone: (err: unknown) => void = () => {};
+  const done = new Promise<void>((resolve, reject) => { resolveDone = resolve; rejectDone = reject; });
+  const lookup = new AbortController();
   let parentTimer: NodeJS.Timeout | undefined;
   let stopping: Promise<void> | undefined;
   const stop = (reason: string): Promise<void> => {
     stopping ??= (async () => {
       clearInterval(parentTimer);
+      lookup.abort();
       log.info({ reason }, 'agent stopping');
-      await reporter.stop(reason);
+      await reporter?.stop(reason);
       resolveDone();
     })();
     return stopping;
+  };
+  const begin = (identity: Identity): Identity => {
+    log = rootLog.child({ component: 'agent', instanceId: identity.instanceId, groupId: identity.groupId });
+    reporter = new Reporter(cfg, identity, sampler, clock, rootLog);
+    log.info({
+      server: cfg.server, sampler: sampler.kind, version: version(), address: identity.address, identitySource: identity.source,
+      ...(identity.zone !== undefined ? { zone: identity.zone } : {}),
+      ...(identity.instanceType !== undefined ? { instanceType: identity.instanceType } : {}),
+    }, 'agent starting');
+    reporter.start();
+    return identity;
   };
   if (cfg.exitWithParent) {
     const parent = process.ppid;
@@ -43,7 +75,43 @@ export function runAgent(cfg: AgentConfig, rootLog: Logger, clock: Clock = syste
       if (process.ppid !== parent) void stop('parent process exited');
     }, PARENT_CHECK_MS);
   }
-  log.info({ server: cfg.server, sampler: sampler.kind, version: version(), address: identity.address }, 'agent starting');
-  reporter.start();
-  return { reporter, done, stop };
+  let ready: Promise<Identity>;
+  if (cfg.identity === 'imds') {
+    log.debug({ endpoint: cfg.imdsEndpoint }, 'asking IMDS for the instance identity');
+    ready = discoverIdentity(cfg, { ...opts.identity, signal: lookup.signal }).then(
+      (identity) => {
+        if (stopping !== undefined) throw new Error('agent stopped before its identity was known');
+        return begin(identity);
+      },
+      (err: unknown) => {
+        // stop() during the lookup is a normal end; anything else ends the agent with the error.
+        if (stopping === undefined) {
+          clearInterval(parentTimer);
+          rejectDone(err);
+        }
+        throw err;
+      },
+    );
+  } else {
+    ready = Promise.resolve(begin(resolveIdentity(cfg, opts.identity?.host)));
+  }
+  // Callers may await only one of the two; neither must surface as an unhandled rejection.
+  ready.catch(() => {});
+  done.catch(() => {});
+  return {
+    get reporter(): Reporter {
+      if (reporter === undefined) throw new Error('agent identity not known yet: await handle.ready first');
+      return reporter;
+    },
+    ready,
+    done,
+    stop,
+  };
+}
+
+/** Like runAgent, but resolves once the reporter runs (the identity is known); rejects like `ready`. */
+export async function startAgent(cfg: AgentConfig, rootLog: Logger, clock: Clock = systemClock, opts: AgentOptions = {}): Promise<AgentHandle> {
+  const agent = runAgent(cfg, rootLog, clock, opts);
+  await agent.ready;
+  return agent;
 }

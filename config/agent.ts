@@ -10,12 +10,34 @@ export const DEFAULT_RECONNECT_MAX_MS = 10_000;
 export const DEFAULT_BUFFER_SIZE = 600;
 /** Heartbeat interval used until the server announces its own. */
 export const DEFAULT_AGENT_INTERVAL_MS = 1_000;
+/** The IPv4 IMDS endpoint (AWS EC2 user guide, "Access instance metadata"); IPv6: http://[fd00:ec2::254]. */
+export const DEFAULT_IMDS_ENDPOINT = 'http://169.254.169.254';
+/** Timeout of each IMDS request, ms. */
+export const DEFAULT_IMDS_TIMEOUT_MS = 1_000;
+/** Tries per IMDS request (timeouts, refused connections and 5xx are tried again); at boot IMDS may be slow. */
+export const DEFAULT_IMDS_ATTEMPTS = 3;
+
+/**
+ * Where the agent's instance id comes from: `static` = AGENT_INSTANCE_ID; `imds` = the EC2
+ * Instance Metadata Service (IMDSv2); `hostname` = the host name, made safe as an id.
+ */
+export const IDENTITY_SOURCES = ['static', 'imds', 'hostname'] as const;
+export type IdentitySource = (typeof IDENTITY_SOURCES)[number];
+
+/** http://host[:port] with no path: IPv4, [IPv6] or a name. */
+const IMDS_ENDPOINT = /^http:\/\/(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?\/?$/;
 
 const shape = {
   AGENT_SERVER: address(DEFAULT_AGENT_SERVER),
   AGENT_GROUP: id('default'),
   AGENT_INSTANCE_ID: id(''),
   AGENT_ADDRESS: str(''),
+  // No default here: it depends on AGENT_INSTANCE_ID (see loadAgentConfig). It never defaults to imds.
+  AGENT_IDENTITY: z.enum(IDENTITY_SOURCES, { error: `must be one of ${IDENTITY_SOURCES.join(', ')}` }).optional(),
+  AGENT_IMDS_ENDPOINT: z.string().regex(IMDS_ENDPOINT, { error: 'must be http://host[:port] (e.g. http://169.254.169.254 or http://[fd00:ec2::254])' })
+    .transform((v) => v.replace(/\/$/, '')).default(DEFAULT_IMDS_ENDPOINT),
+  AGENT_IMDS_TIMEOUT_MS: int(DEFAULT_IMDS_TIMEOUT_MS, 10, 60_000),
+  AGENT_IMDS_ATTEMPTS: int(DEFAULT_IMDS_ATTEMPTS, 1, 10),
   AGENT_SIMULATE: bool(false),
   AGENT_RECONNECT_MIN_MS: int(DEFAULT_RECONNECT_MIN_MS, 10, 60_000),
   AGENT_RECONNECT_MAX_MS: int(DEFAULT_RECONNECT_MAX_MS, 10, 600_000),
@@ -30,6 +52,11 @@ const shape = {
 const checks: readonly CrossCheck<typeof shape>[] = [
   (c) => (c.AGENT_RECONNECT_MAX_MS !== undefined && c.AGENT_RECONNECT_MIN_MS !== undefined && c.AGENT_RECONNECT_MAX_MS < c.AGENT_RECONNECT_MIN_MS
     ? ['AGENT_RECONNECT_MAX_MS', 'must be >= AGENT_RECONNECT_MIN_MS'] : undefined),
+  (c) => (c.AGENT_IDENTITY === 'static' && !c.AGENT_INSTANCE_ID
+    ? ['AGENT_IDENTITY', 'static needs AGENT_INSTANCE_ID (set it, or use AGENT_IDENTITY=imds on EC2 or hostname)'] : undefined),
+  // Two sources of truth for one id is a mistake waiting to register a stranger row.
+  (c) => (c.AGENT_IDENTITY !== undefined && c.AGENT_IDENTITY !== 'static' && c.AGENT_INSTANCE_ID
+    ? ['AGENT_INSTANCE_ID', `is set but AGENT_IDENTITY=${c.AGENT_IDENTITY} ignores it: unset one of the two`] : undefined),
 ];
 
 /** Fully-defaulted, frozen agent configuration. */
@@ -38,9 +65,20 @@ export interface AgentConfig {
   readonly server: string;
   /** Scaling group this instance belongs to. Default "default". */
   readonly groupId: string;
-  /** Instance id; empty means "derive it" (hostname). */
+  /**
+   * Where the instance id comes from. Default `static` when AGENT_INSTANCE_ID is set, else
+   * `hostname`; `imds` is never a default (laptops and tests have no IMDS).
+   */
+  readonly identity: IdentitySource;
+  /** Instance id for `static`; empty otherwise. */
   readonly instanceId: string;
-  /** Address reported for operators; empty means the hostname. */
+  /** IMDS base URL for `imds`. Default http://169.254.169.254 (IPv6: http://[fd00:ec2::254]). */
+  readonly imdsEndpoint: string;
+  /** Timeout of each IMDS request, ms. Default 1000. */
+  readonly imdsTimeoutMs: number;
+  /** Tries per IMDS request, with backoff 250 ms doubling. Default 3. */
+  readonly imdsAttempts: number;
+  /** Address reported for operators; empty means IMDS's local-ipv4 (imds) or the hostname. */
   readonly address: string;
   /** Report simulated load driven by the group's demand instead of real CPU. Default false. */
   readonly simulate: boolean;
@@ -68,7 +106,11 @@ export function loadAgentConfig(sources: ConfigSources): AgentConfig {
   return Object.freeze({
     server: c.AGENT_SERVER,
     groupId: c.AGENT_GROUP,
+    identity: c.AGENT_IDENTITY ?? (c.AGENT_INSTANCE_ID ? 'static' : 'hostname'),
     instanceId: c.AGENT_INSTANCE_ID,
+    imdsEndpoint: c.AGENT_IMDS_ENDPOINT,
+    imdsTimeoutMs: c.AGENT_IMDS_TIMEOUT_MS,
+    imdsAttempts: c.AGENT_IMDS_ATTEMPTS,
     address: c.AGENT_ADDRESS,
     simulate: c.AGENT_SIMULATE,
     reconnectMinMs: c.AGENT_RECONNECT_MIN_MS,

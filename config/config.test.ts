@@ -33,7 +33,7 @@ describe('controller config', () => {
     const p = problems(() => loadControllerConfig({ env: { GROUP_MIN_SIZE: '5', GROUP_MAX_SIZE: '2', CONTROLLER_PROVIDER: 'gce', CONTROLLER_INTERVAL_MS: 'soon', LOCAL_AGENT_SERVER: 'nohost' } }));
     expect(p).toEqual(expect.arrayContaining([
       expect.stringMatching(/^GROUP_MAX_SIZE: must be >= GROUP_MIN_SIZE \(5\)/),
-      expect.stringMatching(/^CONTROLLER_PROVIDER: must be one of: local \(got "gce"\)/),
+      expect.stringMatching(/^CONTROLLER_PROVIDER: must be one of: local, aws-ec2, aws-asg \(got "gce"\)/),
       expect.stringMatching(/^CONTROLLER_INTERVAL_MS: must be a number/),
       expect.stringMatching(/^LOCAL_AGENT_SERVER: must be host:port or "auto"/),
     ]));

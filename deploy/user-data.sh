@@ -1,37 +1,73 @@
 #!/bin/bash
-# EC2 user-data for a fleet instance: install Node and the agent, identify the instance through
-# IMDSv2, point the agent at the monitor server, start it under systemd.
+# EC2 user-data for a fleet instance (Amazon Linux 2023; any systemd distro with Node >= 20):
+# install Node and the autoscaler package, write the agent's config, start the agent unit.
+# The agent learns its own instance id, zone, type and private address from IMDSv2
+# (AGENT_IDENTITY=imds), so this script makes no metadata calls. See docs/deploy-aws.md.
 #
-# Set before use (or template them from your launch template):
-MONITOR_SERVER="${MONITOR_SERVER:-10.0.0.10:50051}"   # private address of the monitor server host
-GROUP_ID="${GROUP_ID:-default}"
-AUTOSCALER_TARBALL="${AUTOSCALER_TARBALL:-/opt/autoscaler.tgz}" # `npm pack` output, baked into the AMI or fetched from your artifact store
+# Set these before use: edit them here, or template them when you build the launch template.
+MONITOR_SERVER="${MONITOR_SERVER:-10.0.0.10:50051}" # private host:port of the monitor server's gRPC listener
+GROUP_ID="${GROUP_ID:-default}"                     # scaling group; must equal the controller's GROUP_ID
+# The package: `npm pack` output. Either a path on the instance (baked into the AMI) ...
+AUTOSCALER_TARBALL="${AUTOSCALER_TARBALL:-/opt/autoscaler.tgz}"
+# ... or a URL to fetch it from (an S3 presigned URL, your artifact store). Wins when set.
+AUTOSCALER_URL="${AUTOSCALER_URL:-}"
+# Report simulated load instead of real CPU (demos only).
+AGENT_SIMULATE="${AGENT_SIMULATE:-false}"
+
 set -euo pipefail
+umask 022
+log() { printf 'autoscaler user-data: %s\n' "$*" >&2; }
 
-imds() { # IMDSv2: a session token first, then the metadata path with it.
-  local token
-  token=$(curl -fsS -X PUT http://169.254.169.254/latest/api/token -H 'X-aws-ec2-metadata-token-ttl-seconds: 300')
-  curl -fsS -H "X-aws-ec2-metadata-token: ${token}" "http://169.254.169.254/latest/meta-data/$1"
-}
+node_major() { node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0; }
 
-if ! command -v node >/dev/null || [ "$(node -p 'process.versions.node.split(".")[0]')" -lt 20 ]; then
-  dnf install -y nodejs22 2>/dev/null || dnf install -y nodejs
+# Node >= 20 at /usr/bin/node (the unit's ExecStart). AL2023 ships namespaced packages
+# (nodejs22 installs /usr/bin/node-22) and points /usr/bin/node at one through `alternatives`.
+if [ "$(node_major)" -lt 20 ]; then
+  if command -v dnf >/dev/null; then
+    dnf install -y nodejs22 nodejs22-npm || dnf install -y nodejs20 nodejs20-npm
+    for v in 22 20; do
+      if [ -x "/usr/bin/node-${v}" ]; then
+        alternatives --set node "/usr/bin/node-${v}" 2>/dev/null || ln -sf "/usr/bin/node-${v}" /usr/bin/node
+        break
+      fi
+    done
+  elif command -v apt-get >/dev/null; then
+    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q nodejs npm
+  fi
+fi
+if [ "$(node_major)" -lt 20 ] || [ ! -x /usr/bin/node ]; then
+  log "need Node >= 20 at /usr/bin/node, found $(command -v node || echo none) $(node --version 2>/dev/null || true)"
+  exit 1
 fi
 
-mkdir -p /opt/autoscaler /etc/autoscaler
-tar -xzf "${AUTOSCALER_TARBALL}" -C /opt/autoscaler --strip-components=1
-(cd /opt/autoscaler && npm ci --omit=dev --no-audit --no-fund)
+if [ -n "${AUTOSCALER_URL}" ]; then
+  AUTOSCALER_TARBALL="$(mktemp /tmp/autoscaler.XXXXXX.tgz)"
+  curl -fsSL --retry 5 --retry-connrefused -o "${AUTOSCALER_TARBALL}" "${AUTOSCALER_URL}"
+fi
+if [ ! -s "${AUTOSCALER_TARBALL}" ]; then
+  log "no package at ${AUTOSCALER_TARBALL}: set AUTOSCALER_TARBALL or AUTOSCALER_URL"
+  exit 1
+fi
 
-INSTANCE_ID=$(imds instance-id)
-LOCAL_IP=$(imds local-ipv4)
+install -d -m 0755 /opt/autoscaler /etc/autoscaler
+tar -xzf "${AUTOSCALER_TARBALL}" -C /opt/autoscaler --strip-components=1 --no-same-owner
+# `npm pack` leaves node_modules (and package-lock.json) out. A tarball built with its
+# node_modules on the same OS and CPU skips this step (faster boots, no registry access).
+if [ ! -d /opt/autoscaler/node_modules ]; then
+  (cd /opt/autoscaler && npm install --omit=dev --no-audit --no-fund --no-update-notifier)
+fi
+
+# systemd reads EnvironmentFile= as root before it switches to the agent's dynamic user: 0600.
 cat > /etc/autoscaler/agent.env <<ENV
 AGENT_SERVER=${MONITOR_SERVER}
 AGENT_GROUP=${GROUP_ID}
-AGENT_INSTANCE_ID=${INSTANCE_ID}
-AGENT_ADDRESS=${LOCAL_IP}
+AGENT_IDENTITY=imds
+AGENT_SIMULATE=${AGENT_SIMULATE}
 LOG_LEVEL=info
 ENV
+chmod 0600 /etc/autoscaler/agent.env
 
 install -m 0644 /opt/autoscaler/deploy/systemd/autoscaler-agent.service /etc/systemd/system/
 systemctl daemon-reload
 systemctl enable --now autoscaler-agent.service
+log "agent started for group ${GROUP_ID}, reporting to ${MONITOR_SERVER}"

@@ -14,7 +14,7 @@ describe('configuration docs', () => {
     { name: 'controller', keys: CONTROLLER_CONFIG_KEYS, example: 'controller.env.example' },
   ])('$name: every key is in config/$example and the README table', ({ keys, example }) => {
     const text = readFileSync(new URL(`../config/${example}`, import.meta.url), 'utf8');
-    const inExample = new Set([...text.matchAll(/^([A-Z_]+)=/gm)].map((m) => m[1]));
+    const inExample = new Set([...text.matchAll(/^([A-Z][A-Z0-9_]*)=/gm)].map((m) => m[1]));
     expect(keys.filter((k) => !inExample.has(k))).toEqual([]);
     expect([...inExample].filter((k) => !keys.includes(k as string))).toEqual([]);
     expect(keys.filter((k) => !readme.includes(`\`${k}\``))).toEqual([]);
