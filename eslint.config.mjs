@@ -1,15 +1,51 @@
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
+import pureRoom, { WHY } from './lint/pure-room.mjs';
 
-// The pure decision core never does I/O and never reads the clock: see docs/architecture.md.
-const pureRoomImports = {
-  paths: [
-    'fs', 'node:fs', 'fs/promises', 'node:fs/promises', 'child_process', 'node:child_process',
-    'net', 'node:net', 'http', 'node:http', 'os', 'node:os', 'better-sqlite3', 'pino',
-    '@grpc/grpc-js', '@grpc/proto-loader', 'systeminformation', 'dotenv', 'dotenv/config',
-  ].map((name) => ({ name, message: 'pure rooms (controller/policy, monitor-server/liveness, sim) do no I/O' })),
-  patterns: [{ group: ['@aws-sdk/*', '**/store/*', '**/providers/*'], message: 'pure rooms do no I/O' }],
-};
+// Pure rooms: the decision core. They are passed `now` and their randomness and do no I/O, so the
+// same input always gives the same decision (docs/architecture.md, STYLE.md §1). A folder room ends
+// in `/` and covers every file below it; a file room names one file (monitor-server/liveness.ts
+// today; monitor-server/liveness/ is ready for when it becomes a folder). Tests and test helpers
+// (`*.test.ts`, `testing.ts`: tsconfig.build.json leaves both out of the build) are not pure.
+const PURE_ROOMS = ['controller/policy/', 'domain/', 'monitor-server/liveness/', 'monitor-server/liveness.ts', 'sim/'];
+
+// Third-party packages a pure room may import as values. To add one, check that it does no I/O,
+// reads no clock (`Date.now()`, `new Date()` without an argument), no environment and no
+// randomness at import or in what the room calls, then add its package name here: the name
+// covers its subpaths (`zod` allows `zod/mini`). croner and cron-parser: the scheduled-actions
+// policy's cron library (either one); both are given `now` / a start date by the caller.
+const PURE_PACKAGES = ['zod', 'croner', 'cron-parser'];
+
+const because = (what) => `${what}: ${WHY}`;
+
+// Every global that reads the clock, the environment or randomness, does I/O, defers work, or
+// hands out another way to reach those (globalThis and its aliases, eval, Function, require).
+const pureRoomGlobals = [
+  ['Date', '`Date` reads or formats the clock; take `now` (epoch ms) as an argument'],
+  ['performance', '`performance` reads the clock'],
+  ['process', '`process` is the environment, the clock and exit'],
+  ['crypto', '`crypto` is a source of randomness'],
+  ['setTimeout', 'timers defer work to the clock'],
+  ['setInterval', 'timers defer work to the clock'],
+  ['setImmediate', 'timers defer work to the clock'],
+  ['clearTimeout', 'timers defer work to the clock'],
+  ['clearInterval', 'timers defer work to the clock'],
+  ['clearImmediate', 'timers defer work to the clock'],
+  ['queueMicrotask', 'timers defer work to the clock'],
+  ['fetch', '`fetch` is network I/O'],
+  ['WebSocket', '`WebSocket` is network I/O'],
+  ['XMLHttpRequest', '`XMLHttpRequest` is network I/O'],
+  ['console', '`console` is I/O; return a reason trail instead'],
+  ['require', '`require` loads modules around the import allow-list'],
+  ['globalThis', '`globalThis` reaches every forbidden global'],
+  ['global', '`global` reaches every forbidden global'],
+  ['window', '`window` reaches every forbidden global'],
+  ['self', '`self` reaches every forbidden global'],
+  ['eval', '`eval` reaches every forbidden global'],
+  ['Function', '`Function` compiles code that reaches every forbidden global'],
+].map(([name, what]) => ({ name, message: because(what) }));
 
 export default tseslint.config(
   { ignores: ['dist/**', 'node_modules/**', 'proto/gen/**', 'coverage/**'] },
@@ -30,14 +66,20 @@ export default tseslint.config(
     rules: { 'no-restricted-syntax': 'off' },
   },
   {
-    files: ['controller/policy/**/*.ts', 'monitor-server/liveness.ts', 'sim/**/*.ts'],
-    ignores: ['**/*.test.ts'],
+    files: PURE_ROOMS.map((room) => (room.endsWith('/') ? `${room}**/*.ts` : room)),
+    ignores: ['**/*.test.ts', '**/testing.ts'],
+    plugins: { 'pure-room': pureRoom },
     rules: {
-      'no-restricted-imports': ['error', pureRoomImports],
+      'pure-room/imports': ['error', { root: path.dirname(fileURLToPath(import.meta.url)), rooms: PURE_ROOMS, packages: PURE_PACKAGES }],
+      'no-restricted-globals': ['error', ...pureRoomGlobals],
+      // `Math` itself is pure; only its random source is not (also catches `Math['random']` and
+      // `const { random } = Math`).
       'no-restricted-properties': ['error',
-        { object: 'Date', property: 'now', message: 'pure rooms are passed `now`' },
-        { object: 'Math', property: 'random', message: 'pure rooms are passed their randomness' },
-        { object: 'process', property: 'env', message: 'pure rooms read no environment' }],
+        { object: 'Math', property: 'random', message: because('`Math.random` is randomness; take a random source as an argument') }],
+      'no-restricted-syntax': ['error',
+        { selector: 'ImportExpression', message: because('dynamic `import()` loads modules around the import allow-list') },
+        // `new.target`/`import.meta` are harmless; `import.meta.url`/`dirname` lead to the file system.
+        { selector: "MetaProperty[meta.name='import'][property.name='meta']", message: because('`import.meta` leads to the file system') }],
     },
   },
 );

@@ -21,7 +21,7 @@ import { EventStore } from '../store/events.js';
 import { InstanceStore } from '../store/instances.js';
 import { TelemetryStore } from '../store/telemetry.js';
 import { startFakeAutoScaling, type FakeAutoScaling } from './fake-aws/autoscaling.js';
-import { startFakeEc2, type FakeEc2, type FakeEc2Options } from './fake-aws/ec2.js';
+import { startFakeEc2, type FakeEc2Options } from './fake-aws/ec2.js';
 
 const credentials = { accessKeyId: 'test', secretAccessKey: 'test' };
 const TEMPLATE = 'lt-0123456789abcdef0';
