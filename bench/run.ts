@@ -15,8 +15,10 @@ import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { targetTracking } from '../controller/policy/target-tracking.js';
-import type { GroupSpec } from '../controller/policy/types.js';
+import { decide } from '../controller/policy/engine.js';
+import { observe } from '../controller/policy/observe.js';
+import { EMPTY_POLICY_STATE, type PolicyState } from '../controller/policy/types.js';
+import { parseGroup, type GroupDocument } from '../domain/policy.js';
 import { cliEntry } from '../lib/paths.js';
 import { SESSION_METADATA_KEY, monitorProto, type HeartbeatAck__Output } from '../lib/proto.js';
 import { openStore } from '../store/db.js';
@@ -25,10 +27,9 @@ import { InstanceStore } from '../store/instances.js';
 import { StatusReader } from '../store/status.js';
 import { TelemetryStore, type SampleRecord } from '../store/telemetry.js';
 
-const spec: GroupSpec = {
-  id: 'bench', minSize: 1, maxSize: 10_000,
-  policy: { kind: 'target-tracking', targetCpu: 50, tolerance: 0.1, scaleInStabilizationMs: 300_000, scaleOutMaxStep: 4, scaleOutMaxPercent: 100, warmupMs: 0 },
-};
+const parsedSpec = parseGroup({ id: 'bench', minSize: 1, maxSize: 10_000 });
+if (!parsedSpec.ok) throw new Error('bench group document is invalid');
+const spec: GroupDocument = parsedSpec.value;
 const CLK_TCK = 100; // Linux USER_HZ
 const results: { bench: string; metric: string; value: string }[] = [];
 const report = (bench: string, metric: string, value: string) => {
@@ -163,12 +164,17 @@ async function benchStatus(): Promise<void> {
 }
 
 async function benchPolicy(): Promise<void> {
-  const readyCpu = Array.from({ length: 1_000 }, (_, i) => 30 + (i % 50));
-  const n = 20_000;
+  // observe() + decide() (every policy, then combine) over 1,000 ready instances, as the loop runs them.
+  const rows = Array.from({ length: 1_000 }, (_, i) => ({ id: `i-${i}`, state: 'running', cpu: 30 + (i % 50), mem: 40, sampleAt: 0, registeredAt: 0 }));
+  const n = 5_000;
   const start = performance.now();
-  let history = [] as ReturnType<typeof targetTracking>['history'];
-  for (let i = 0; i < n; i++) history = targetTracking({ group: spec, observation: { readyCpu, pending: 0, suspect: 0 }, history, now: i * 1_000 }).history;
-  report('policy', 'target tracking, 1,000 ready instances', `${(((performance.now() - start) * 1000) / n).toFixed(1)} µs/evaluation`);
+  let state: PolicyState = EMPTY_POLICY_STATE;
+  for (let i = 0; i < n; i++) {
+    const now = 1_000_000 + i * 1_000;
+    const obs = observe({ instances: rows.map((r) => ({ ...r, sampleAt: now })), inFlight: 0, minSize: 1, maxSize: 10_000, warmupMs: 0, metricMaxAgeMs: 30_000, now });
+    state = decide(obs, spec.policy, state, now).state;
+  }
+  report('policy', 'observe + decide, 1,000 ready instances', `${(((performance.now() - start) * 1000) / n).toFixed(1)} µs/evaluation`);
 }
 
 async function benchAgent(): Promise<void> {

@@ -1,7 +1,8 @@
 import { z } from 'zod';
+import { readFileSync } from 'node:fs';
 import { SCALE_IN_ORDERS, type ScaleInOrder } from '../controller/policy/scale-in.js';
-import type { GroupSpec } from '../controller/policy/types.js';
-import { DEFAULT_DB_PATH, compileConfig, type CrossCheck, isHostPort, id, int, logLevel, num, str, type ConfigSources } from './shared.js';
+import { formatProblems, parseGroup, type GroupDocument, type RateLimit } from '../domain/policy.js';
+import { ConfigError, DEFAULT_DB_PATH, compileConfig, type CrossCheck, isHostPort, id, int, logLevel, num, str, type ConfigSources } from './shared.js';
 
 /** How often the controller evaluates every group. */
 export const DEFAULT_CONTROLLER_INTERVAL_MS = 5_000;
@@ -64,6 +65,7 @@ const shape = {
   GROUP_SCALE_IN_STABILIZATION_MS: int(DEFAULT_SCALE_IN_STABILIZATION_MS, 0, 86_400_000),
   GROUP_SCALE_OUT_MAX_STEP: int(DEFAULT_SCALE_OUT_MAX_STEP, 1, 10_000),
   GROUP_SCALE_OUT_MAX_PERCENT: num(DEFAULT_SCALE_OUT_MAX_PERCENT, 0, 10_000),
+  CONTROLLER_GROUPS_FILE: str(''),
   GROUP_WARMUP_MS: int(DEFAULT_WARMUP_MS, 0, 3_600_000),
   LOCAL_AGENT_SERVER: z.string().refine((v) => v === 'auto' || isHostPort(v), { error: 'must be host:port or "auto"' }).default('auto'),
   LOCAL_TERMINATE_TIMEOUT_MS: int(DEFAULT_TERMINATE_TIMEOUT_MS, 0, 600_000),
@@ -82,6 +84,8 @@ const checks: readonly CrossCheck<typeof shape>[] = [
     ? ['EC2_LAUNCH_TEMPLATE_NAME', 'give EC2_LAUNCH_TEMPLATE_ID or EC2_LAUNCH_TEMPLATE_NAME, not both'] : undefined),
   (c) => (c.EC2_TAGS !== undefined && parseTags(c.EC2_TAGS) === undefined
     ? ['EC2_TAGS', 'must be key=value pairs separated by commas; keys 1-128 characters, not starting with aws: or autoscaler:'] : undefined),
+  (c) => (c.GROUP_TARGET_CPU !== undefined && c.GROUP_TOLERANCE !== undefined && c.GROUP_TARGET_CPU * (1 + c.GROUP_TOLERANCE) >= 100
+    ? ['GROUP_TOLERANCE', `GROUP_TARGET_CPU × (1 + GROUP_TOLERANCE) must be below 100 (got ${c.GROUP_TARGET_CPU} × ${1 + c.GROUP_TOLERANCE} = ${Math.round(c.GROUP_TARGET_CPU * (1 + c.GROUP_TOLERANCE) * 10) / 10}): a fleet at 100% would be "within tolerance" forever`] : undefined),
   (c) => (c.GROUP_MAX_SIZE !== undefined && c.GROUP_MIN_SIZE !== undefined && c.GROUP_MAX_SIZE < c.GROUP_MIN_SIZE
     ? ['GROUP_MAX_SIZE', `must be >= GROUP_MIN_SIZE (${c.GROUP_MIN_SIZE})`] : undefined),
 ];
@@ -107,8 +111,14 @@ export interface ControllerConfig {
   /** Which instances go first on scale-in. Default az-balance-oldest. */
   readonly scaleInOrder: ScaleInOrder;
   readonly aws: AwsConfig;
-  /** The group this controller manages (one per controller for now). */
-  readonly group: GroupSpec;
+  /**
+   * Groups to create in the store when they do not exist yet (config seeds, the store rules:
+   * a restart never overwrites what an operator changed). From CONTROLLER_GROUPS_FILE when set,
+   * else the one group of the GROUP_* keys.
+   */
+  readonly seeds: readonly GroupDocument[];
+  /** The GROUP_* group (the first seed), for the provider's per-group defaults. */
+  readonly group: GroupDocument;
   readonly local: LocalProviderConfig;
   readonly logLevel: z.output<ReturnType<typeof logLevel>>;
 }
@@ -143,6 +153,44 @@ export interface LocalProviderConfig {
   readonly logDir: string;
   /** Extra KEY=VALUE pairs (comma-separated) passed to every agent, e.g. AGENT_SIM_NOISE_PERCENT=1. */
   readonly agentEnv: Readonly<Record<string, string>>;
+}
+
+/** The period of the GROUP_SCALE_OUT_MAX_* rate limits (the HPA's default period). */
+export const SCALE_OUT_PERIOD_MS = 15_000;
+
+/** Group documents from a JSON file: one, or an array. Every problem names the file, the group and the field. */
+export function readGroupsFile(path: string): GroupDocument[] {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (err) {
+    const why = err instanceof SyntaxError ? `not valid JSON (${err.message})` : ((err as NodeJS.ErrnoException).code ?? String(err));
+    throw new ConfigError([`CONTROLLER_GROUPS_FILE: ${path}: ${why}`], { cause: err });
+  }
+  const docs = Array.isArray(raw) ? raw : [raw];
+  const problems: string[] = [];
+  const out: GroupDocument[] = [];
+  const seen = new Set<string>();
+  docs.forEach((d, n) => {
+    const r = parseGroup(d);
+    if (!r.ok) problems.push(...formatProblems(r.problems).split('\n').map((l) => `CONTROLLER_GROUPS_FILE: ${path}: group ${n}: ${l}`));
+    else if (seen.has(r.value.id)) problems.push(`CONTROLLER_GROUPS_FILE: ${path}: group ${n}: id "${r.value.id}" appears twice`);
+    else {
+      seen.add(r.value.id);
+      out.push(deepFreeze(r.value));
+    }
+  });
+  if (out.length === 0 && problems.length === 0) problems.push(`CONTROLLER_GROUPS_FILE: ${path}: holds no group`);
+  if (problems.length > 0) throw new ConfigError(problems);
+  return out;
+}
+
+function deepFreeze<T>(v: T): T {
+  if (typeof v === 'object' && v !== null) {
+    for (const x of Object.values(v)) deepFreeze(x);
+    Object.freeze(v);
+  }
+  return v;
 }
 
 /** A whole number whose default depends on other keys (unset: undefined). */
@@ -187,6 +235,18 @@ export const CONTROLLER_CONFIG_KEYS: readonly string[] = Object.keys(shape);
 export function loadControllerConfig(sources: ConfigSources): ControllerConfig {
   const c = compileConfig(shape, sources, checks);
   const aws = isAws(c.CONTROLLER_PROVIDER);
+  const limits: RateLimit[] = [{ type: 'instances', value: c.GROUP_SCALE_OUT_MAX_STEP, periodMs: SCALE_OUT_PERIOD_MS }];
+  if (c.GROUP_SCALE_OUT_MAX_PERCENT >= 1) limits.push({ type: 'percent', value: c.GROUP_SCALE_OUT_MAX_PERCENT, periodMs: SCALE_OUT_PERIOD_MS });
+  const parsed = parseGroup({
+    id: c.GROUP_ID, minSize: c.GROUP_MIN_SIZE, maxSize: c.GROUP_MAX_SIZE,
+    policy: {
+      warmupMs: c.GROUP_WARMUP_MS,
+      targetTracking: [{ metric: 'cpu', target: c.GROUP_TARGET_CPU, toleranceUp: c.GROUP_TOLERANCE, toleranceDown: c.GROUP_TOLERANCE }],
+      behavior: { scaleUp: { policies: limits }, scaleDown: { stabilizationMs: c.GROUP_SCALE_IN_STABILIZATION_MS } },
+    },
+  });
+  if (!parsed.ok) throw new ConfigError(parsed.problems.map((p) => `GROUP_*: ${p.path}: ${p.message}`));
+  const envGroup = deepFreeze(parsed.value);
   return Object.freeze({
     dbPath: c.AUTOSCALER_DB,
     intervalMs: c.CONTROLLER_INTERVAL_MS,
@@ -209,20 +269,8 @@ export function loadControllerConfig(sources: ConfigSources): ControllerConfig {
       }),
       asgName: c.ASG_NAME || c.GROUP_ID,
     }),
-    group: Object.freeze({
-      id: c.GROUP_ID,
-      minSize: c.GROUP_MIN_SIZE,
-      maxSize: c.GROUP_MAX_SIZE,
-      policy: Object.freeze({
-        kind: 'target-tracking' as const,
-        targetCpu: c.GROUP_TARGET_CPU,
-        tolerance: c.GROUP_TOLERANCE,
-        scaleInStabilizationMs: c.GROUP_SCALE_IN_STABILIZATION_MS,
-        scaleOutMaxStep: c.GROUP_SCALE_OUT_MAX_STEP,
-        scaleOutMaxPercent: c.GROUP_SCALE_OUT_MAX_PERCENT,
-        warmupMs: c.GROUP_WARMUP_MS,
-      }),
-    }),
+    group: envGroup,
+    seeds: Object.freeze(c.CONTROLLER_GROUPS_FILE ? readGroupsFile(c.CONTROLLER_GROUPS_FILE) : [envGroup]),
     local: Object.freeze({
       agentServer: c.LOCAL_AGENT_SERVER,
       terminateTimeoutMs: c.LOCAL_TERMINATE_TIMEOUT_MS,

@@ -29,7 +29,9 @@ const env = {
 };
 const cfg = loadControllerConfig({ env });
 
+/** A controller; a config other than the default is applied to the store, as an operator would (seeds never overwrite). */
 function makeController(c: ControllerConfig = cfg, p: FakeProvider = provider): Controller {
+  if (c !== cfg) new GroupStore(db).apply(c.group, 'test', clock.now());
   const ctl = new Controller(c, db, p, clock, captureLogger('warn').log, () => `tok-${++tokens}`);
   ctl.init();
   return ctl;
@@ -102,12 +104,12 @@ describe('Controller.tick', () => {
   it('scales out with one batched launch and records one row for a steady state', async () => {
     monitorBeat();
     await controller.tick();
-    reportCpu('web-1', 100);
+    reportCpu('web-1', 80);
     await controller.tick();
     expect(reasons()).toEqual(['ClampedToMin', 'ScaleOut']);
     expect(launches()).toEqual(['launch 1 tok-1', 'launch 1 tok-2']);
-    reportCpu('web-1', 100);
-    reportCpu('web-2', 100);
+    reportCpu('web-1', 80);
+    reportCpu('web-2', 80);
     await step(1_000);
     expect(launches().at(-1)).toBe('launch 2 tok-3'); // 2 → 4: one call for both
     for (const id of ['web-1', 'web-2', 'web-3', 'web-4']) reportCpu(id, 50);
@@ -390,7 +392,7 @@ describe('cloud-owned lifecycle (an Auto Scaling group)', () => {
     asg.converge('web');
     await step(1_000, c);
     expect(rows()).toMatchObject([{ id: 'web-1', origin: 'adopted', state: 'pending' }]);
-    reportCpu('web-1', 100);
+    reportCpu('web-1', 80);
     await step(1_000, c);
     expect(asg.calls.filter((x) => x !== 'list')).toEqual(['set-desired 1', 'set-desired 2']);
   });
@@ -409,5 +411,94 @@ describe('cloud-owned lifecycle (an Auto Scaling group)', () => {
     await step(1_000, c);
     expect(asg.calls.filter((x) => x.startsWith('terminate')).at(-1)).toMatch(/^terminate web-[12] decrement$/);
     expect(asg.calls).not.toContain('launch');
+  });
+});
+
+describe('groups and policies live in the store', () => {
+  const groups = () => new GroupStore(db);
+
+  it('config seeds a group only when it does not exist: a restart keeps an operator\'s change', async () => {
+    const g = groups().get('web');
+    groups().apply({ id: 'web', minSize: 2, maxSize: 8, policy: g!.policy }, 'ops', clock.now());
+    makeController(); // a restart with the same env config
+    expect(groups().get('web')).toMatchObject({ minSize: 2, maxSize: 8, revision: 2 });
+    expect(groups().events('web', 5).map((e) => [e.kind, e.actor, e.message])).toEqual([
+      ['applied', 'ops', 'revision 2: minSize 1 → 2, maxSize 4 → 8'],
+      ['created', 'controller (config)', 'created: min 1 max 4'],
+    ]);
+  });
+
+  it('one controller evaluates every group in the store', async () => {
+    const g = groups().get('web')!;
+    groups().apply({ id: 'api', minSize: 2, maxSize: 3, policy: g.policy }, 'ops', clock.now());
+    monitorBeat();
+    await controller.tick();
+    expect(launches()).toEqual(['launch 2 tok-1', 'launch 1 tok-2']); // api (2), then web (1): by id
+    expect(instances.listGroup('api')).toHaveLength(2);
+  });
+
+  it('a policy change applies at the next evaluation', async () => {
+    monitorBeat();
+    await controller.tick();
+    reportCpu('web-1', 70);
+    await step(1_000);
+    expect(reasons().at(-1)).toBe('ScaleOut'); // 70 vs 50
+    reportCpu('web-1', 70);
+    reportCpu('web-2', 35);
+    const g = groups().get('web')!;
+    groups().apply({ ...g, policy: { ...g.policy, targetTracking: [{ metric: 'cpu', target: 80, toleranceUp: 0.1, toleranceDown: 0.1 }] } }, 'ops', clock.now());
+    await step(1_000);
+    expect(events.recentDecisions('web', 1)[0]?.message).toContain('target 80%');
+  });
+
+  it('a restart keeps the stabilization history: the next decision is the one it would have been', async () => {
+    const g = groups().get('web')!;
+    groups().apply({ ...g, policy: { ...g.policy, behavior: { ...g.policy.behavior, scaleDown: { ...g.policy.behavior.scaleDown, stabilizationMs: 60_000 } } } }, 'ops', clock.now());
+    provider.add('web', 'x');
+    provider.add('web', 'x');
+    provider.add('web', 'x');
+    monitorBeat();
+    await controller.tick();
+    for (const id of ['web-1', 'web-2', 'web-3']) reportCpu(id, 50);
+    await step(1_000); // recommendation 3
+    for (const id of ['web-1', 'web-2', 'web-3']) reportCpu(id, 10);
+    const restarted = makeController(); // the old controller is gone; its state is in the store
+    await step(10_000, restarted);
+    expect(events.recentDecisions('web', 1)[0]).toMatchObject({ reason: 'ScaleInStabilized', to: 3 });
+  });
+
+  it('saturation: at 100 % with capacity on its way, scale out anyway at the highest allowed rate', async () => {
+    const g = groups().get('web')!;
+    groups().apply({ ...g, maxSize: 20 }, 'ops', clock.now());
+    for (let n = 0; n < 4; n++) provider.add('web', 'x');
+    monitorBeat();
+    await controller.tick();
+    for (const id of ['web-1', 'web-2', 'web-3', 'web-4']) reportCpu(id, 100);
+    await step(1_000);
+    expect(events.recentDecisions('web', 1)[0]).toMatchObject({ from: 4, to: 8 }); // 100/50 → ×2 anyway
+    for (const id of ['web-1', 'web-2', 'web-3', 'web-4']) reportCpu(id, 100);
+    await step(16_000); // 4 launching, the ready ones still at 100 %: not held
+    expect(events.recentDecisions('web', 1)[0]).toMatchObject({ reason: 'Saturated', from: 8, to: 16 });
+  });
+
+  it('dry-run records what it would do and does nothing', async () => {
+    groups().setDryRun('web', true, clock.now(), 'ops');
+    monitorBeat();
+    await controller.tick();
+    expect(events.recentDecisions('web', 1)[0]).toMatchObject({ from: 0, to: 0, message: expect.stringMatching(/^dry-run, would go 0 → 1/) });
+    expect(launches()).toEqual([]);
+  });
+
+  it('a manual capacity for a while wins over the policies, then they decide again', async () => {
+    monitorBeat();
+    await controller.tick();
+    reportCpu('web-1', 50);
+    groups().setOverride('web', { desired: 3, until: clock.now() + 60_000 }, clock.now(), 'ops');
+    await step(1_000);
+    expect(events.recentDecisions('web', 1)[0]).toMatchObject({ reason: 'ManualOverride', to: 3 });
+    clock.advance(61_000);
+    for (const id of rows().map((r) => r.id)) reportCpu(id, 5);
+    await step(0);
+    expect(events.recentDecisions('web', 1)[0]).toMatchObject({ reason: 'ScaleIn', from: 3, to: 1 });
   });
 });

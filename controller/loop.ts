@@ -9,11 +9,18 @@ import { EventStore, type ActivityAction } from '../store/events.js';
 import { GroupStore, type GroupRow } from '../store/groups.js';
 import { InstanceStore, type InstanceRow, type ProviderFacts } from '../store/instances.js';
 import { IntentStore, type LaunchIntent } from '../store/intents.js';
+import { MinuteStore } from '../store/minutes.js';
+import { PolicyStateStore } from '../store/policy-state.js';
+import { demandOf } from './policy/combine.js';
+import { decide } from './policy/engine.js';
+import { observe } from './policy/observe.js';
 import { chooseVictims } from './policy/scale-in.js';
-import { targetTracking } from './policy/target-tracking.js';
-import type { DecisionReason, GroupSpec, Recommendation, ScalingDecision } from './policy/types.js';
+import { EMPTY_POLICY_STATE, type DecisionReason, type ScalingDecision } from './policy/types.js';
+import { openWindows } from './schedules.js';
 import { asProviderError, type InstanceProvider, type ProviderError, type ProviderInstance, type ProviderListing } from './providers/types.js';
 
+/** Predictive scaling reads this much history beyond one season plus its lead. */
+const HISTORY_MARGIN_MS = 3_600_000;
 /** How often the controller writes its own heartbeat to the store. */
 export const CONTROLLER_BEAT_MS = 1_000;
 /** A termination the provider accepted but whose instance is still listed is asked again after this long. */
@@ -21,15 +28,16 @@ export const TERMINATE_RETRY_MS = 120_000;
 /** Backoff after failed provider calls: doubles from the evaluation interval up to this. */
 export const MAX_PROVIDER_BACKOFF_MS = 300_000;
 
-/** Per-group memory between evaluations. */
+/** Per-group memory between evaluations (what must survive a restart is in the store). */
 interface GroupMemory {
-  history: readonly Recommendation[];
   /** Key of the last recorded decision, so that a steady state is recorded once, not every tick. */
   lastKey: string | undefined;
   /** Consecutive failed provider calls, and no action before `backoffUntil`. */
   failures: number;
   backoffUntil: number;
   lastError: ProviderError | undefined;
+  /** The group revision last evaluated (a change is logged once). */
+  revision: number | undefined;
 }
 
 /**
@@ -49,6 +57,8 @@ export class Controller {
   private readonly intents: IntentStore;
   private readonly events: EventStore;
   private readonly components: ComponentStore;
+  private readonly policyStates: PolicyStateStore;
+  private readonly minutes: MinuteStore;
   private readonly memory = new Map<string, GroupMemory>();
   private timer: NodeJS.Timeout | undefined;
   private beatTimer: NodeJS.Timeout | undefined;
@@ -73,6 +83,8 @@ export class Controller {
     this.intents = new IntentStore(db);
     this.events = new EventStore(db);
     this.components = new ComponentStore(db);
+    this.policyStates = new PolicyStateStore(db);
+    this.minutes = new MinuteStore(db);
     this.startedAt = clock.now();
   }
 
@@ -84,16 +96,31 @@ export class Controller {
     this.schedule(0);
   }
 
-  /** Apply the configured group to the store and load what the last run decided (tests call tick() after it). */
+  /**
+   * Seed the configured groups that do not exist yet (the store rules: an operator's changes
+   * survive a restart) and load what the last run decided (tests call tick() after it).
+   */
   init(): void {
-    const g = this.groups.upsert(this.cfg.group, this.clock.now());
-    const last = this.events.recentDecisions(g.id, 1)[0];
-    this.memory.set(g.id, { ...freshMemory(), lastKey: last === undefined ? undefined : `${last.reason}:${last.from}:${last.to}` });
+    const now = this.clock.now();
+    for (const doc of this.cfg.seeds) {
+      if (this.groups.seed(doc, 'controller (config)', now)) this.log.info({ groupId: doc.id, minSize: doc.minSize, maxSize: doc.maxSize }, 'group created from config');
+    }
+    const groups = this.groups.list();
     this.log.info({
-      groupId: g.id, minSize: g.minSize, maxSize: g.maxSize, desired: g.desired, policy: g.policy, provider: this.provider.name,
-      intervalMs: this.cfg.intervalMs, bootTimeoutMs: this.cfg.bootTimeoutMs, listingGraceMs: this.cfg.listingGraceMs,
+      groups: groups.map((g) => g.id), provider: this.provider.name, intervalMs: this.cfg.intervalMs,
+      bootTimeoutMs: this.cfg.bootTimeoutMs, listingGraceMs: this.cfg.listingGraceMs,
     }, 'controller starting');
     this.beat();
+  }
+
+  private memoryOf(groupId: string): GroupMemory {
+    let mem = this.memory.get(groupId);
+    if (mem === undefined) {
+      const last = this.events.recentDecisions(groupId, 1)[0];
+      mem = { ...freshMemory(), lastKey: last === undefined ? undefined : `${last.reason}:${last.from}:${last.to}` };
+      this.memory.set(groupId, mem);
+    }
+    return mem;
   }
 
   private schedule(delayMs: number): void {
@@ -106,23 +133,30 @@ export class Controller {
     }, delayMs);
   }
 
-  /** One evaluation of every group. Never throws. */
+  /** One evaluation of every group in the store. Never throws. */
   async tick(): Promise<void> {
-    for (const spec of [this.cfg.group]) {
+    let groups: GroupRow[] = [];
+    try {
+      groups = this.groups.list();
+    } catch (err) {
+      this.log.error({ err }, 'cannot read the groups');
+    }
+    for (const group of groups) {
       try {
-        await this.evaluate(spec);
+        await this.evaluate(group);
       } catch (err) {
-        this.log.error({ err, groupId: spec.id }, 'evaluation failed');
+        this.log.error({ err, groupId: group.id }, 'evaluation failed');
       }
     }
     this.ticks++;
   }
 
-  private async evaluate(spec: GroupSpec): Promise<void> {
-    const group = this.groups.get(spec.id);
-    if (group === undefined) throw new Error(`group ${spec.id} vanished from the store`);
-    const mem = this.memory.get(group.id) ?? freshMemory();
-    this.memory.set(group.id, mem);
+  private async evaluate(group: GroupRow): Promise<void> {
+    const mem = this.memoryOf(group.id);
+    if (mem.revision !== group.revision) {
+      if (mem.revision !== undefined) this.log.info({ groupId: group.id, revision: group.revision, minSize: group.minSize, maxSize: group.maxSize }, 'policy change applied');
+      mem.revision = group.revision;
+    }
 
     let listing: ProviderListing;
     try {
@@ -155,23 +189,27 @@ export class Controller {
     await this.resumeIntents(group, mem);
     await this.replaceUnhealthy(group, mem, listing);
 
-    const instances = this.instances.listGroup(group.id);
-    const live = capacity(instances);
-    const inFlight = this.inFlight(group.id);
-    // Ready: running, reporting a fresh sample, and past its warm-up. The rest is capacity in transit.
-    const warmSince = now - spec.policy.warmupMs;
-    const freshSince = now - this.cfg.metricMaxAgeMs;
-    const ready = (i: InstanceRow) => i.state === 'running' && i.cpu !== null && (i.sampleAt ?? 0) >= freshSince && (i.registeredAt ?? 0) <= warmSince;
-    const observation = {
-      readyCpu: live.filter(ready).map((i) => i.cpu as number),
-      pending: inFlight + live.filter((i) => i.state === 'pending' || (i.state === 'running' && !ready(i))).length,
-      suspect: live.filter((i) => i.state === 'suspect').length,
-    };
-    const result = targetTracking({ group: spec, observation, history: mem.history, now });
-    mem.history = result.history;
-    const d = result.decision;
-    this.log.info({ groupId: group.id, from: d.current, to: d.desired, reason: d.reason, trail: d.trail, avgCpu: d.details.avgCpu ?? null }, 'scaling decision');
-    this.log.debug({ groupId: group.id, observation, details: d.details, message: d.message }, 'decision inputs');
+    // Read → decide → act: observe() and decide() are pure; the store keeps the policy state.
+    const policy = group.policy;
+    const predictive = policy.predictive.mode !== 'off';
+    const obs = observe({
+      instances: capacity(this.instances.listGroup(group.id)), inFlight: this.inFlight(group.id),
+      minSize: group.minSize, maxSize: group.maxSize, warmupMs: policy.warmupMs, metricMaxAgeMs: this.cfg.metricMaxAgeMs,
+      history: predictive ? this.minutes.range(group.id, now - policy.predictive.seasonMs - policy.predictive.leadMs - HISTORY_MARGIN_MS, now) : [],
+      schedules: openWindows(policy.schedules, now), override: group.override, now,
+    });
+    const state = this.policyStates.get(group.id) ?? EMPTY_POLICY_STATE;
+    const { decision: d, state: next } = decide(obs, policy, state, now);
+    this.db.transaction(() => {
+      this.policyStates.put(group.id, next, now);
+      this.minutes.add(group.id, now, { ready: obs.ready.length, capacity: obs.current, cpu: demandOf(obs), mem: obs.ready.reduce((a, i) => a + i.mem, 0) });
+    })();
+    this.log.info({ groupId: group.id, from: d.current, to: d.desired, reason: d.reason, trail: d.trail, avgCpu: d.details.avgCpu ?? null, dryRun: group.dryRun }, 'scaling decision');
+    this.log.debug({ groupId: group.id, observation: { ...obs, history: obs.history.length }, details: d.details, message: d.message }, 'decision inputs');
+    if (group.dryRun) {
+      this.record(group, mem, { ...d, desired: d.current, message: `dry-run, would go ${d.current} → ${d.desired}: ${d.message}`, details: { ...d.details, wouldBe: d.desired } });
+      return;
+    }
     this.record(group, mem, d);
     if (d.desired !== group.desired) this.groups.setDesired(group.id, d.desired, now);
     await this.converge(group, mem, listing, d.desired, d.reason);
@@ -431,7 +469,7 @@ export class Controller {
     clearTimeout(this.timer);
     clearInterval(this.beatTimer);
     await this.running;
-    const live = this.instances.listGroup(this.cfg.group.id);
+    const live = this.groups.list().flatMap((g) => this.instances.listGroup(g.id));
     await this.provider.close();
     if (this.provider.instancesEndWithController) {
       const now = this.clock.now();
@@ -447,7 +485,7 @@ export class Controller {
 }
 
 function freshMemory(): GroupMemory {
-  return { history: [], lastKey: undefined, failures: 0, backoffUntil: 0, lastError: undefined };
+  return { lastKey: undefined, failures: 0, backoffUntil: 0, lastError: undefined, revision: undefined };
 }
 
 /** Instances that count as capacity: launched and not dead or on their way out. */

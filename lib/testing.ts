@@ -1,7 +1,7 @@
 /** Test doubles shared by unit and integration tests (not part of the build). */
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
-import type { GroupSpec } from '../controller/policy/types.js';
+import { parsePolicy, type GroupDocument, type PolicyDocument, type PolicyDocumentInput } from '../domain/policy.js';
 import type { Clock } from './clock.js';
 import type { Logger } from './logger.js';
 
@@ -48,10 +48,17 @@ export async function waitFor<T>(what: string, check: () => T | undefined | fals
 }
 
 /** The group most tests use: web, 1..4 instances, target 50 % CPU, 1 s scale-in stabilization. */
-export function testGroup(overrides: Partial<GroupSpec> = {}): GroupSpec {
+export function testGroup(overrides: Partial<GroupDocument> = {}): GroupDocument {
   return {
     id: 'web', minSize: 1, maxSize: 4,
-    policy: { kind: 'target-tracking', targetCpu: 50, tolerance: 0.1, scaleInStabilizationMs: 1_000, scaleOutMaxStep: 4, scaleOutMaxPercent: 100, warmupMs: 0 },
+    policy: defaultPolicy({ behavior: { scaleDown: { stabilizationMs: 1_000 } } }),
     ...overrides,
   };
+}
+
+/** A policy document with the schema's defaults and these changes. Throws on invalid input. */
+export function defaultPolicy(input: PolicyDocumentInput = {}): PolicyDocument {
+  const r = parsePolicy(input);
+  if (!r.ok) throw new TypeError(r.problems.map((p) => `${p.path}: ${p.message}`).join('; '));
+  return r.value;
 }

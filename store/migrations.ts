@@ -138,4 +138,59 @@ export const MIGRATIONS: readonly string[] = [
   ALTER TABLE activities_v2 RENAME TO activities;
   CREATE INDEX activities_by_group ON activities(group_id, id);
   `,
+  `
+  -- Groups and policies live in the store (docs/policies.md): the policy column holds a versioned
+  -- policy document (domain/policy.ts); the first build's flat target-tracking JSON is converted.
+  UPDATE groups SET policy = json_object(
+    'version', 1,
+    'warmupMs', COALESCE(json_extract(policy, '$.warmupMs'), 0),
+    'targetTracking', json_array(json_object(
+      'metric', 'cpu',
+      'target', COALESCE(json_extract(policy, '$.targetCpu'), 50),
+      'toleranceUp', COALESCE(json_extract(policy, '$.tolerance'), 0.1),
+      'toleranceDown', COALESCE(json_extract(policy, '$.tolerance'), 0.1))),
+    'behavior', json_object('scaleDown', json_object('stabilizationMs', COALESCE(json_extract(policy, '$.scaleInStabilizationMs'), 300000))))
+  WHERE json_extract(policy, '$.kind') = 'target-tracking';
+  -- Revision of the group's document: +1 on every change an operator makes.
+  ALTER TABLE groups ADD COLUMN revision INTEGER NOT NULL DEFAULT 1;
+  ALTER TABLE groups ADD COLUMN dry_run INTEGER NOT NULL DEFAULT 0;
+  -- autoscaler scale GROUP --desired N [--for 30m]
+  ALTER TABLE groups ADD COLUMN override_desired INTEGER;
+  ALTER TABLE groups ADD COLUMN override_until INTEGER;
+  ALTER TABLE groups ADD COLUMN override_by TEXT;
+
+  -- What the policies remember between evaluations (stabilization, rate-limit events, cooldowns,
+  -- outage guard, forecast), so a restarted controller decides as the old one would have.
+  CREATE TABLE policy_state (
+    group_id    TEXT PRIMARY KEY REFERENCES groups(id),
+    state       TEXT NOT NULL,              -- JSON PolicyState
+    updated_at  INTEGER NOT NULL
+  );
+
+  -- Operator actions on a group: policy and bounds changes (old → new), pause, resume, manual
+  -- capacity, dry-run; with who did it.
+  CREATE TABLE group_events (
+    id        INTEGER PRIMARY KEY,
+    ts        INTEGER NOT NULL,
+    group_id  TEXT NOT NULL,
+    kind      TEXT NOT NULL CHECK (kind IN ('created','applied','policy','pause','resume','scale','dry-run')),
+    actor     TEXT NOT NULL,
+    message   TEXT NOT NULL,
+    details   TEXT NOT NULL                 -- JSON
+  );
+  CREATE INDEX group_events_by_group ON group_events(group_id, id);
+
+  -- One row per group per minute, written by the controller: the history predictive scaling and
+  -- the simulator's --from-db read. Sums over ready instances (demand in percent of one instance).
+  CREATE TABLE group_minutes (
+    group_id  TEXT NOT NULL,
+    minute    INTEGER NOT NULL,
+    ready     REAL NOT NULL,
+    capacity  REAL NOT NULL,
+    cpu       REAL NOT NULL,
+    mem       REAL NOT NULL,
+    samples   INTEGER NOT NULL,
+    PRIMARY KEY (group_id, minute)
+  ) WITHOUT ROWID;
+  `,
 ];

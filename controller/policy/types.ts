@@ -1,74 +1,86 @@
 /**
- * Types of the pure decision core. Nothing here does I/O or reads the clock: callers pass `now`.
+ * Types of the pure decision core (read → decide → act: this is "decide"). Nothing here does I/O
+ * or reads the clock: callers pass `now` and everything observed.
  */
+import type { DecisionReason } from '../../domain/decision.js';
+import type { Metric } from '../../domain/policy.js';
 
-/** Target tracking on the average CPU of live instances (the shape of K8s HPA's CPU rule). */
-export interface TargetTrackingPolicy {
-  readonly kind: 'target-tracking';
-  /** Average CPU the group aims for, percent (1..100). Default 50. */
-  readonly targetCpu: number;
-  /** No action while |avg / target − 1| ≤ tolerance. Default 0.1. */
-  readonly tolerance: number;
-  /** Scale-in uses the highest recommendation seen over this window, ms. Default 300 000. */
-  readonly scaleInStabilizationMs: number;
-  /** One scale-out adds at most max(step, ceil(current × percent / 100)). Defaults 4 and 100. */
-  readonly scaleOutMaxStep: number;
-  readonly scaleOutMaxPercent: number;
-  /**
-   * Instance warm-up, ms: for this long after registering, an instance counts as capacity but its
-   * CPU is not used (it is still taking on load). Default 0 (off), as in AWS.
-   */
-  readonly warmupMs: number;
+export type { DecisionReason, Recommendation, ScalingDecision } from '../../domain/decision.js';
+export { EMPTY_POLICY_STATE, type MinuteSample, type PolicyState, type ScaleEvent } from '../../domain/state.js';
+import type { MinuteSample } from '../../domain/state.js';
+
+/** A ready instance's latest metrics, percent. */
+export interface ReadyInstance {
+  readonly id: string;
+  readonly cpu: number;
+  readonly mem: number;
 }
 
-/** A scaling group as the decision core sees it. */
-export interface GroupSpec {
-  /** Group id, also the provider's group name. */
-  readonly id: string;
-  /** Bounds of the instance count. */
+/** A scheduled action whose window is open at `now` (computed outside the pure core from cron). */
+export interface ScheduleWindow {
+  readonly name: string;
+  /** When this window opened and when it closes, epoch ms. */
+  readonly startedAt: number;
+  readonly endsAt: number;
+  readonly minSize?: number | undefined;
+  readonly maxSize?: number | undefined;
+  /** A floor on desired capacity while the window is open. */
+  readonly desired?: number | undefined;
+}
+
+/** An operator's manual capacity, until a time (`autoscaler scale GROUP --desired N --for 30m`). */
+export interface CapacityOverride {
+  readonly desired: number;
+  /** Epoch ms; no end: until cleared. */
+  readonly until: number | null;
+  /** Who set it (OS user). */
+  readonly by: string;
+}
+
+/** What the controller observed about a group at `now`: the input of every policy. */
+export interface Observation {
+  readonly now: number;
+  /** The group's bounds (before schedules). */
   readonly minSize: number;
   readonly maxSize: number;
-  readonly policy: TargetTrackingPolicy;
-}
-
-/** Every reason a decision can carry; the events log and the status view show them. */
-export type DecisionReason =
-  | 'ScaleOut'
-  | 'ScaleIn'
-  | 'WithinTolerance'
-  | 'ClampedToMin'
-  | 'ClampedToMax'
-  | 'StepLimited'
-  | 'ScaleInStabilized'
-  | 'ScaleOutInProgress'
-  | 'NoData'
-  | 'Paused'
-  | 'MonitorUnavailable'
-  | 'ReplaceUnhealthy'
-  /** The provider's listing failed: nothing is decided on a view we do not have. */
-  | 'ProviderUnavailable'
-  /** The cloud forbids acting now (instance refresh, suspended process). */
-  | 'ProviderBlocked'
-  /** A provider call failed recently; actions wait for the backoff. */
-  | 'ProviderBackoff';
-
-/** The outcome of one evaluation: the number, why, and every rule that fired on the way. */
-export interface ScalingDecision {
-  /** Instances counted as capacity before the decision. */
+  /** Instances counted as capacity: ready + warming + launching + suspect + stale. */
   readonly current: number;
-  /** Instances the group should have. */
-  readonly desired: number;
-  readonly reason: DecisionReason;
-  /** Human sentence, e.g. "avg CPU 96.0% vs target 50% → ceil(2 × 1.92) = 4". */
-  readonly message: string;
-  /** Every rule that fired, in order. */
-  readonly trail: readonly DecisionReason[];
-  /** Inputs worth recording with the decision. */
-  readonly details: Readonly<Record<string, number | string | null>>;
+  /** Running, registered, past the warm-up, with a fresh sample. */
+  readonly ready: readonly ReadyInstance[];
+  /** Registered but within the warm-up: capacity, metric not used. */
+  readonly warming: number;
+  /** Launched (or launch requested) but not registered yet. */
+  readonly launching: number;
+  /** Missed heartbeats, not dead: capacity, metric not trusted. */
+  readonly suspect: number;
+  /** Running but whose latest sample is older than the freshness bound: metric not used. */
+  readonly stale: number;
+  /** The group's per-minute history, oldest first (predictive scaling reads it). */
+  readonly history: readonly MinuteSample[];
+  /** Scheduled actions whose window is open now. */
+  readonly schedules: readonly ScheduleWindow[];
+  /** A manual capacity in force, if any. */
+  readonly override?: CapacityOverride | undefined;
 }
 
-/** A past recommendation, kept for the scale-in stabilization window. */
-export interface Recommendation {
-  readonly at: number;
+/** What one policy proposes: an absolute count, with why. */
+export interface Proposal {
+  /** Which policy, e.g. "target-tracking cpu", "step high-cpu", "predictive". */
+  readonly source: string;
   readonly desired: number;
+  /**
+   * `vote`: takes part in the out-if-any, in-only-if-all rule (a hold is a vote for the current
+   * count). `out-only`: may raise the count, never lowers it and never blocks a scale-in
+   * (predictive, as AWS's). Default vote.
+   */
+  readonly kind?: 'vote' | 'out-only' | undefined;
+  readonly reason: DecisionReason;
+  readonly message: string;
+  /** Inputs worth recording. */
+  readonly details?: Readonly<Record<string, number | string | null>> | undefined;
+}
+
+/** A metric of a ready instance. */
+export function metricOf(i: ReadyInstance, m: Metric): number {
+  return m === 'cpu' ? i.cpu : i.mem;
 }
