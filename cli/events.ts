@@ -1,15 +1,16 @@
 import type { Db } from '../store/db.js';
 import { EventStore, type ActivityRow, type DecisionRow } from '../store/events.js';
 import { GroupStore } from '../store/groups.js';
-import { clockTime, formatDecision } from './format.js';
+import { clean, clockTime, formatDecision } from './format.js';
 
 /** One line of the event log: a decision, or a launch/termination. */
 export type TimelineEntry = ({ kind: 'decision' } & DecisionRow) | ({ kind: 'activity' } & ActivityRow);
 
+/** One line per event; text from the store is cleaned of control characters (see `clean`). */
 export function formatEntry(e: TimelineEntry): string {
-  if (e.kind === 'decision') return `${e.groupId}  decision  ${formatDecision(e)}`;
-  const outcome = e.outcome === 'ok' ? 'ok' : `FAILED: ${e.error ?? 'unknown error'}`;
-  return `${e.groupId}  ${e.action.padEnd(8)}  ${clockTime(e.ts)} ${e.instanceId} (${e.cause}) ${outcome}`;
+  if (e.kind === 'decision') return `${clean(e.groupId)}  decision  ${formatDecision(e)}`;
+  const outcome = e.outcome === 'ok' ? 'ok' : `FAILED: ${clean(e.error ?? 'unknown error')}`;
+  return `${clean(e.groupId)}  ${clean(e.action).padEnd(8)}  ${clockTime(e.ts)} ${clean(e.instanceId)} (${clean(e.cause)}) ${outcome}`;
 }
 
 function merge(decisions: readonly DecisionRow[], activities: readonly ActivityRow[]): TimelineEntry[] {

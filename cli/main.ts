@@ -7,6 +7,7 @@ import { createLogger, type Logger } from '../lib/logger.js';
 import { version } from '../lib/version.js';
 import { ProfileSpecError, demandAt, formatProfile, parseProfileSpec } from '../sim/profile.js';
 import { StoreError } from '../store/errors.js';
+import { addGroupCommands, positive, UsageError } from './groups.js';
 
 // Each command loads its modules when it runs: an agent never loads SQLite, the controller or
 // the AWS SDKs, which keeps its start-up and memory small (see the README's performance table).
@@ -16,10 +17,6 @@ const EXIT_CONFIG = 78;
 /** Exit status for bad command-line use or a failed admin command. */
 const EXIT_USAGE = 2;
 
-/** Errors an operator can fix; printed without a stack. */
-class UsageError extends Error {
-  override name = 'UsageError';
-}
 
 function sources(opts: { config?: string }, overrides: Record<string, string> = {}): ConfigSources {
   return { env: { ...process.env, ...overrides }, file: opts.config ?? process.env.AUTOSCALER_CONFIG };
@@ -65,6 +62,16 @@ async function openExisting(path: string, readonly: boolean) {
   if (!existsSync(path)) throw new UsageError(`no database at ${path}: start the monitor server or controller, or pass --db / set AUTOSCALER_DB`);
   const { openStore } = await import('../store/db.js');
   return openStore(path, { readonly });
+}
+
+/** Open the database the options name, run `f`, close it whatever happens. */
+async function withDb<T>(opts: { db?: string }, readonly: boolean, f: (db: import('../store/db.js').Db) => T | Promise<T>): Promise<T> {
+  const db = await openExisting(dbPath(opts), readonly);
+  try {
+    return await f(db);
+  } finally {
+    db.close();
+  }
 }
 
 export function buildProgram(): Command {
@@ -141,11 +148,12 @@ export function buildProgram(): Command {
     .action(async (opts: { json?: boolean; db?: string; group?: string; decisions: string }) => {
       const { StatusReader } = await import('../store/status.js');
       const { formatStatus } = await import('./format.js');
+      const decisions = positive(opts.decisions, '--decisions');
       const db = await openExisting(dbPath(opts), true);
       try {
-        const report = new StatusReader(db).report(Date.now(), { groupId: opts.group, decisions: Number(opts.decisions) || 5 });
+        const report = new StatusReader(db).report(Date.now(), { groupId: opts.group, decisions });
         if (opts.group !== undefined && report.groups.length === 0) throw new UsageError(`no group "${opts.group}"`);
-        process.stdout.write(opts.json ? `${JSON.stringify(report, null, 2)}\n` : `${formatStatus(report, { decisions: Number(opts.decisions) || 5 })}\n`);
+        process.stdout.write(opts.json ? `${JSON.stringify(report, null, 2)}\n` : `${formatStatus(report, { decisions })}\n`);
       } finally {
         db.close();
       }
@@ -160,9 +168,15 @@ export function buildProgram(): Command {
     .option('--json', 'one JSON object per line')
     .option('--db <path>', 'SQLite file (AUTOSCALER_DB)')
     .action(async (opts: { group?: string; limit: string; follow?: boolean; json?: boolean; db?: string }) => {
-      const limit = Number(opts.limit);
-      if (!Number.isInteger(limit) || limit < 1) throw new UsageError(`--limit must be a positive whole number (got "${opts.limit}")`);
+      const limit = positive(opts.limit, '--limit');
       const db = await openExisting(dbPath(opts), true);
+      if (opts.group !== undefined) {
+        const { GroupStore } = await import('../store/groups.js');
+        if (new GroupStore(db).get(opts.group) === undefined) {
+          db.close();
+          throw new UsageError(`no group "${opts.group}"`);
+        }
+      }
       const { EventFollower, formatEntry, recentEvents } = await import('./events.js');
       const print = (entries: readonly import('./events.js').TimelineEntry[]) => {
         for (const e of entries) process.stdout.write(`${opts.json ? JSON.stringify(e) : formatEntry(e)}\n`);
@@ -181,6 +195,8 @@ export function buildProgram(): Command {
       clearInterval(timer);
       db.close();
     });
+
+  addGroupCommands(program, { withDb });
 
   const load = program.command('load').description('simulated demand of a group (demo mode)');
   load

@@ -22,11 +22,42 @@ describe('controller config', () => {
     const c = loadControllerConfig({ env: {} });
     expect(c).toMatchObject({
       intervalMs: 5_000, provider: 'local', dbPath: './data/autoscaler.db',
-      group: { id: 'default', minSize: 1, maxSize: 4, policy: { targetCpu: 50, tolerance: 0.1, scaleInStabilizationMs: 300_000 } },
+      bootTimeoutMs: 60_000, listingGraceMs: 5_000, unknownInstances: 'adopt', scaleInOrder: 'az-balance-oldest',
+      group: {
+        id: 'default', minSize: 1, maxSize: 4,
+        policy: {
+          targetTracking: [{ metric: 'cpu', target: 50, toleranceUp: 0.1, toleranceDown: 0.1 }],
+          behavior: { scaleUp: { policies: [{ type: 'instances', value: 4, periodMs: 15_000 }, { type: 'percent', value: 100, periodMs: 15_000 }] }, scaleDown: { stabilizationMs: 300_000 } },
+        },
+      },
       local: { agentServer: 'auto', terminateTimeoutMs: 10_000 },
     });
+    expect(c.seeds).toEqual([c.group]);
     expect(Object.isFrozen(c)).toBe(true);
-    expect(Object.isFrozen(c.group.policy)).toBe(true);
+    expect(Object.isFrozen(c.group.policy.targetTracking[0])).toBe(true);
+  });
+
+  it('AWS providers default to AWS timeouts (EC2 boots take minutes, listings lag)', () => {
+    const c = loadControllerConfig({ env: { CONTROLLER_PROVIDER: 'aws-ec2', AWS_REGION: 'eu-west-1', EC2_LAUNCH_TEMPLATE_NAME: 'web' } });
+    expect(c).toMatchObject({ bootTimeoutMs: 600_000, listingGraceMs: 120_000, aws: { region: 'eu-west-1', maxAttempts: 5, ec2: { launchTemplate: { name: 'web', version: '$Default' } } } });
+  });
+
+  it.each([
+    { name: 'target × (1 + tolerance) ≥ 100, naming both keys', env: { GROUP_TARGET_CPU: '95', GROUP_TOLERANCE: '0.1' }, want: /GROUP_TOLERANCE: GROUP_TARGET_CPU × \(1 \+ GROUP_TOLERANCE\) must be below 100 \(got 95 × 1.1 = 104.5\)/ },
+    { name: 'target 60 with tolerance 0.9', env: { GROUP_TARGET_CPU: '60', GROUP_TOLERANCE: '0.9' }, want: /GROUP_TARGET_CPU × \(1 \+ GROUP_TOLERANCE\) must be below 100 \(got 60 × 1.9 = 114\)/ },
+    { name: 'malformed EC2 settings', env: { EC2_SUBNET_IDS: 'subnet-1,nope', EC2_TAGS: 'aws:x=1', AWS_ENDPOINT: 'ftp://x' }, want: /AWS_ENDPOINT: must be an http\(s\) URL[\s\S]*EC2_SUBNET_IDS: must be a comma-separated list of subnet ids[\s\S]*EC2_TAGS: must be key=value pairs/ },
+  ])('refuses $name', ({ env, want }) => {
+    expect(() => loadControllerConfig({ env })).toThrow(want);
+  });
+
+  it('seeds the groups of CONTROLLER_GROUPS_FILE, naming the file, group and field of each problem', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'autoscaler-groups-'));
+    const good = join(dir, 'g.json');
+    writeFileSync(good, JSON.stringify([{ id: 'web', minSize: 1, maxSize: 4 }, { id: 'api', minSize: 2, maxSize: 8, policy: { warmupMs: 60_000 } }]));
+    expect(loadControllerConfig({ env: { CONTROLLER_GROUPS_FILE: good } }).seeds.map((g) => [g.id, g.policy.warmupMs])).toEqual([['web', 0], ['api', 60_000]]);
+    const bad = join(dir, 'b.json');
+    writeFileSync(bad, JSON.stringify([{ id: 'web', minSize: 3, maxSize: 1 }, { id: 'web', minSize: 1, maxSize: 2 }, { id: 'x', minSize: 1, maxSize: 2, policy: { step: [{}] } }]));
+    expect(() => loadControllerConfig({ env: { CONTROLLER_GROUPS_FILE: bad } })).toThrow(/group 0: maxSize: must be >= minSize[\s\S]*group 2: policy.step.0.comparison/);
   });
 
   it('names every bad key at once', () => {

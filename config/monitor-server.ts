@@ -19,6 +19,27 @@ export const DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024;
  * counts against them (agents back off up to 10 s), so a monitor outage never looks like a dead fleet.
  */
 export const DEFAULT_STARTUP_GRACE_MS = 15_000;
+/**
+ * Ingest queue capacity, rows. When it is full the server stops reading heartbeat streams (HTTP/2
+ * flow control) until a write drains it; nothing is dropped. About 14 s of a 3,600-instance fleet.
+ */
+export const DEFAULT_MAX_QUEUED_ROWS = 50_000;
+/**
+ * A heartbeat seq more than this far above the instance's highest accepted seq is refused (never
+ * stored): 10 M is 115 days of heartbeats at 1 s that the server never saw.
+ */
+export const DEFAULT_MAX_SEQ_AHEAD = 10_000_000;
+/** A session whose Heartbeats stream is not opened within this time after Register expires. */
+export const DEFAULT_SESSION_OPEN_TIMEOUT_MS = 30_000;
+/** Per-instance heartbeat rate, sustained (messages per second), and burst (a reconnect replay). */
+export const DEFAULT_MAX_HEARTBEATS_PER_SEC = 50;
+export const DEFAULT_HEARTBEAT_BURST = 2_000;
+/** Largest heartbeat message accepted, bytes (a heartbeat is about 30 bytes). */
+export const DEFAULT_MAX_HEARTBEAT_BYTES = 1_024;
+/** Refused input is logged at most once per instance (or per reason) per this interval, with a count of the rest. */
+export const DEFAULT_REFUSED_LOG_INTERVAL_MS = 10_000;
+/** `/api/status` is rebuilt at most this often; requests in between are served from the cache. */
+export const DEFAULT_STATUS_CACHE_MS = 1_000;
 
 const shape = {
   AUTOSCALER_DB: str(DEFAULT_DB_PATH),
@@ -34,12 +55,22 @@ const shape = {
   MONITOR_SAMPLE_RETENTION_MS: int(DEFAULT_SAMPLE_RETENTION_MS, 60_000),
   MONITOR_MAX_MESSAGE_BYTES: int(DEFAULT_MAX_MESSAGE_BYTES, 256, 4 * 1024 * 1024),
   MONITOR_STARTUP_GRACE_MS: int(DEFAULT_STARTUP_GRACE_MS, 0, 3_600_000),
+  MONITOR_MAX_QUEUED_ROWS: int(DEFAULT_MAX_QUEUED_ROWS, 1, 10_000_000),
+  MONITOR_MAX_SEQ_AHEAD: int(DEFAULT_MAX_SEQ_AHEAD, 1, 2 ** 47),
+  MONITOR_SESSION_OPEN_TIMEOUT_MS: int(DEFAULT_SESSION_OPEN_TIMEOUT_MS, 100, 3_600_000),
+  MONITOR_MAX_HEARTBEATS_PER_SEC: int(DEFAULT_MAX_HEARTBEATS_PER_SEC, 1, 1_000_000),
+  MONITOR_HEARTBEAT_BURST: int(DEFAULT_HEARTBEAT_BURST, 1, 10_000_000),
+  MONITOR_MAX_HEARTBEAT_BYTES: int(DEFAULT_MAX_HEARTBEAT_BYTES, 64, 4 * 1024 * 1024),
+  MONITOR_REFUSED_LOG_INTERVAL_MS: int(DEFAULT_REFUSED_LOG_INTERVAL_MS, 100, 3_600_000),
+  MONITOR_STATUS_CACHE_MS: int(DEFAULT_STATUS_CACHE_MS, 0, 600_000),
   LOG_LEVEL: logLevel(),
 };
 
 const checks: readonly CrossCheck<typeof shape>[] = [
   (c) => (c.MONITOR_SUSPECT_AFTER_MS !== undefined && c.MONITOR_HEARTBEAT_INTERVAL_MS !== undefined && c.MONITOR_SUSPECT_AFTER_MS <= c.MONITOR_HEARTBEAT_INTERVAL_MS
     ? ['MONITOR_SUSPECT_AFTER_MS', 'must be > MONITOR_HEARTBEAT_INTERVAL_MS'] : undefined),
+  (c) => (c.MONITOR_FLUSH_MAX_ROWS !== undefined && c.MONITOR_MAX_QUEUED_ROWS !== undefined && c.MONITOR_MAX_QUEUED_ROWS < c.MONITOR_FLUSH_MAX_ROWS
+    ? ['MONITOR_MAX_QUEUED_ROWS', 'must be >= MONITOR_FLUSH_MAX_ROWS'] : undefined),
   (c) => (c.MONITOR_DEAD_AFTER_MS !== undefined && c.MONITOR_SUSPECT_AFTER_MS !== undefined && c.MONITOR_DEAD_AFTER_MS <= c.MONITOR_SUSPECT_AFTER_MS
     ? ['MONITOR_DEAD_AFTER_MS', 'must be > MONITOR_SUSPECT_AFTER_MS'] : undefined),
 ];
@@ -68,6 +99,22 @@ export interface MonitorServerConfig {
   readonly maxMessageBytes: number;
   /** Reconnect grace for instances already known at start, ms. Default 15 000. */
   readonly startupGraceMs: number;
+  /** Ingest queue capacity, rows; when full, streams are paused until a write drains it. Default 50 000. */
+  readonly maxQueuedRows: number;
+  /** Largest accepted distance of a heartbeat seq above the instance's highest accepted one. Default 10 000 000. */
+  readonly maxSeqAhead: number;
+  /** Registered sessions without a Heartbeats stream expire after this, ms. Default 30 000. */
+  readonly sessionOpenTimeoutMs: number;
+  /** Per-instance heartbeat rate limit: sustained messages per second. Default 50. */
+  readonly maxHeartbeatsPerSec: number;
+  /** Per-instance heartbeat burst (token bucket size), messages. Default 2 000. */
+  readonly heartbeatBurst: number;
+  /** Largest heartbeat message, bytes; larger ones are refused. Default 1 024. */
+  readonly maxHeartbeatBytes: number;
+  /** Refused input is logged once per instance or reason per this interval, ms. Default 10 000. */
+  readonly refusedLogIntervalMs: number;
+  /** `/api/status` cache lifetime, ms (0: rebuild per request). Default 1 000. */
+  readonly statusCacheMs: number;
   readonly logLevel: z.output<ReturnType<typeof logLevel>>;
 }
 
@@ -90,6 +137,14 @@ export function loadMonitorServerConfig(sources: ConfigSources): MonitorServerCo
     sampleRetentionMs: c.MONITOR_SAMPLE_RETENTION_MS,
     maxMessageBytes: c.MONITOR_MAX_MESSAGE_BYTES,
     startupGraceMs: c.MONITOR_STARTUP_GRACE_MS,
+    maxQueuedRows: c.MONITOR_MAX_QUEUED_ROWS,
+    maxSeqAhead: c.MONITOR_MAX_SEQ_AHEAD,
+    sessionOpenTimeoutMs: c.MONITOR_SESSION_OPEN_TIMEOUT_MS,
+    maxHeartbeatsPerSec: c.MONITOR_MAX_HEARTBEATS_PER_SEC,
+    heartbeatBurst: c.MONITOR_HEARTBEAT_BURST,
+    maxHeartbeatBytes: c.MONITOR_MAX_HEARTBEAT_BYTES,
+    refusedLogIntervalMs: c.MONITOR_REFUSED_LOG_INTERVAL_MS,
+    statusCacheMs: c.MONITOR_STATUS_CACHE_MS,
     logLevel: c.LOG_LEVEL,
   });
 }

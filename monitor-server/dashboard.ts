@@ -57,6 +57,13 @@ export const DASHBOARD_HTML = `<!doctype html>
   function pct(v) { return v == null ? '–' : v.toFixed(1) + '%'; }
   function ago(ms) { if (ms == null) return '–'; return ms < 60000 ? (Math.max(0, ms) / 1000).toFixed(1) + 's ago' : Math.round(ms / 60000) + 'm ago'; }
   function time(ts) { return new Date(ts).toLocaleTimeString(); }
+  // The CPU target: a targetTracking rule on cpu (policy documents), or targetCpu (older rows).
+  function targetCpu(p) {
+    if (p && typeof p.targetCpu === 'number') return p.targetCpu;
+    var rules = p && Array.isArray(p.targetTracking) ? p.targetTracking : [];
+    for (var i = 0; i < rules.length; i++) if (rules[i] && rules[i].metric === 'cpu' && typeof rules[i].target === 'number') return rules[i].target;
+    return null;
+  }
   function line(points, key, maxY, w, h, color) {
     var xs = Math.max(1, points.length - 1), d = '', pen = false;
     points.forEach(function (p, i) {
@@ -70,14 +77,14 @@ export const DASHBOARD_HTML = `<!doctype html>
   function chart(g) {
     var pts = history[g.id] || [], w = 600, h = 200;
     var maxCount = Math.max(g.maxSize, 1);
-    var target = h - (g.policy.targetCpu / 100) * h;
+    var t = targetCpu(g.policy), target = t == null ? null : h - (t / 100) * h;
     return '<svg class="chart" viewBox="0 0 ' + w + ' ' + h + '" preserveAspectRatio="none" data-points="' + pts.length + '">' +
-      '<line x1="0" x2="' + w + '" y1="' + target + '" y2="' + target + '" stroke="#94a3b8" stroke-dasharray="4 4"/>' +
+      (target == null ? '' : '<line x1="0" x2="' + w + '" y1="' + target + '" y2="' + target + '" stroke="#94a3b8" stroke-dasharray="4 4"/>') +
       line(pts, 'cpu', 100, w, h, '#2563eb') +
       line(pts, 'live', maxCount, w, h, '#16a34a') +
       line(pts, 'demand', maxCount * 100, w, h, '#f59e0b') +
       '</svg><div class="legend"><span><i style="background:#2563eb"></i>avg CPU (0–100%)</span>' +
-      '<span><i style="background:#94a3b8"></i>target ' + esc(g.policy.targetCpu) + '%</span>' +
+      (t == null ? '' : '<span><i style="background:#94a3b8"></i>target ' + esc(t) + '%</span>') +
       '<span><i style="background:#16a34a"></i>live instances (0–' + maxCount + ')</span>' +
       (g.demand ? '<span><i style="background:#f59e0b"></i>demand (0–' + maxCount * 100 + '%)</span>' : '') +
       '<span>' + pts.length + ' points, last ' + Math.round(pts.length * POLL_MS / 1000) + 's</span></div>';
@@ -92,7 +99,7 @@ export const DASHBOARD_HTML = `<!doctype html>
       h.push({ at: r.generatedAt, cpu: g.avgCpu, live: live, demand: g.demand ? g.demand.value : null });
       if (h.length > KEEP) h.shift();
       var kpis = [['desired', g.desired], ['live', live], ['running', g.counts.running], ['pending', g.counts.pending],
-        ['suspect', g.counts.suspect], ['avg CPU', pct(g.avgCpu)], ['target', g.policy.targetCpu + '%'], ['min / max', g.minSize + ' / ' + g.maxSize]];
+        ['suspect', g.counts.suspect], ['avg CPU', pct(g.avgCpu)], ['target', targetCpu(g.policy) == null ? '–' : targetCpu(g.policy) + '%'], ['min / max', g.minSize + ' / ' + g.maxSize]];
       if (g.demand) kpis.push(['demand', g.demand.value.toFixed(0) + '%']);
       var rows = g.instances.map(function (i) {
         var cpu = i.cpu == null ? 0 : i.cpu;

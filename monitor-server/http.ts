@@ -1,9 +1,10 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { Clock } from '../lib/clock.js';
+import type { Socket } from 'node:net';
+import { ID_PATTERN } from '../config/shared.js';
 import type { Logger } from '../lib/logger.js';
-import type { Db } from '../store/db.js';
-import { StatusReader } from '../store/status.js';
 import { DASHBOARD_HTML } from './dashboard.js';
+import type { StatusCache } from './status-cache.js';
+import { MAX_STATUS_DECISIONS } from './status-cache.js';
 
 export interface HttpHandle {
   readonly port: number;
@@ -13,62 +14,113 @@ export interface HttpHandle {
 export interface HttpOptions {
   readonly host: string;
   readonly port: number;
-  readonly db: Db;
-  readonly clock: Clock;
+  readonly status: StatusCache;
   readonly health: () => { ok: boolean; details: Record<string, unknown> };
   readonly log: Logger;
+  /** Counts a refused request (bad target, unknown route, wrong method, parse error). */
+  readonly onBadRequest: () => void;
+  /** Called when a route threw; the request is answered 500 and the server keeps serving. */
+  readonly onError: (err: unknown, path: string) => void;
 }
 
+/** Open connections at once; more are closed by Node as they arrive. */
+const MAX_CONNECTIONS = 1_024;
+/** Slow clients: the whole request head must arrive within this, ms. */
+const HEADERS_TIMEOUT_MS = 10_000;
+const REQUEST_TIMEOUT_MS = 30_000;
+const DEFAULT_DECISIONS = 10;
+
+const ROUTES = ['/', '/healthz', '/api/status'] as const;
+
 function send(res: ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store', 'content-length': Buffer.byteLength(text) });
-  res.end(text);
+  sendBuffer(res, status, Buffer.from(JSON.stringify(body), 'utf8'));
 }
+
+function sendBuffer(res: ServerResponse, status: number, body: Buffer): void {
+  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store', 'content-length': body.length });
+  res.end(body);
+}
+
+/** Echo at most this much of a client-sent path. */
+const echo = (path: string) => (path.length > 100 ? `${path.slice(0, 100)}…` : path);
 
 /**
  * Loopback HTTP for operators and probes:
  *   GET /            the dashboard (polls /api/status)
- *   GET /healthz     200 {"status":"ok"} while batched writes succeed, 503 otherwise
- *   GET /api/status  the fleet (same JSON as `autoscaler status --json`); ?group=ID narrows it,
- *                    ?decisions=N sets how many recent decisions per group (default 10, max 200)
+ *   GET /healthz     200 {"status":"ok"} while batched writes succeed, 503 otherwise; counters
+ *   GET /api/status  the fleet (same JSON as `autoscaler status --json`, plus `monitor` counters);
+ *                    ?group=ID narrows it, ?decisions=N sets how many recent decisions per group
+ *                    (default 10, max 200). Served from a cache refreshed at most every
+ *                    MONITOR_STATUS_CACHE_MS.
+ * The request target is never parsed as a URL (`new URL('//', base)` throws): a path is what
+ * precedes `?`, and it must start with `/`.
  */
 export async function startHttp(opts: HttpOptions): Promise<HttpHandle> {
-  const status = new StatusReader(opts.db);
-  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
-    const url = new URL(req.url ?? '/', 'http://localhost');
+  const route = (req: IncomingMessage, res: ServerResponse, path: string, query: URLSearchParams) => {
     if (req.method !== 'GET' && req.method !== 'HEAD') {
+      opts.onBadRequest();
       res.setHeader('allow', 'GET, HEAD');
       send(res, 405, { error: 'method not allowed' });
-      return;
-    }
-    try {
-      if (url.pathname === '/healthz') {
-        const h = opts.health();
-        send(res, h.ok ? 200 : 503, { status: h.ok ? 'ok' : 'degraded', ...h.details });
-      } else if (url.pathname === '/api/status') {
-        const group = url.searchParams.get('group') ?? undefined;
-        const decisions = Math.min(200, Math.max(0, Number(url.searchParams.get('decisions') ?? 10) || 10));
-        send(res, 200, status.report(opts.clock.now(), { groupId: group, decisions }));
-      } else if (url.pathname === '/favicon.ico') {
-        res.writeHead(204).end();
-      } else if (url.pathname === '/') {
-        res.writeHead(200, {
-          'content-type': 'text/html; charset=utf-8',
-          'cache-control': 'no-store',
-          // Everything is inline and same-origin; nothing else may load.
-          'content-security-policy': "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; img-src 'self' data:",
-          'x-content-type-options': 'nosniff',
-        });
-        res.end(DASHBOARD_HTML);
-      } else {
-        send(res, 404, { error: `no route ${url.pathname}`, routes: ['/', '/healthz', '/api/status'] });
+    } else if (path === '/healthz') {
+      const h = opts.health();
+      send(res, h.ok ? 200 : 503, { status: h.ok ? 'ok' : 'degraded', ...h.details });
+    } else if (path === '/api/status') {
+      const group = query.get('group') ?? undefined;
+      if (group !== undefined && !ID_PATTERN.test(group)) {
+        opts.onBadRequest();
+        send(res, 400, { error: 'group must be 1-63 letters, digits, ".", "_" or "-"' });
+        return;
       }
+      const asked = Math.floor(Number(query.get('decisions') ?? DEFAULT_DECISIONS));
+      const decisions = Math.min(MAX_STATUS_DECISIONS, Math.max(0, asked || DEFAULT_DECISIONS));
+      sendBuffer(res, 200, opts.status.body(group, decisions));
+    } else if (path === '/favicon.ico') {
+      res.writeHead(204).end();
+    } else if (path === '/') {
+      res.writeHead(200, {
+        'content-type': 'text/html; charset=utf-8',
+        'cache-control': 'no-store',
+        // Everything is inline and same-origin; nothing else may load.
+        'content-security-policy': "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; img-src 'self' data:",
+        'x-content-type-options': 'nosniff',
+      });
+      res.end(DASHBOARD_HTML);
+    } else {
+      opts.onBadRequest();
+      send(res, 404, { error: `no route ${echo(path)}`, routes: ROUTES });
+    }
+  };
+
+  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    const target = req.url ?? '/';
+    const q = target.indexOf('?');
+    const path = q === -1 ? target : target.slice(0, q);
+    try {
+      if (!path.startsWith('/')) {
+        opts.onBadRequest();
+        send(res, 400, { error: 'request target must be a path starting with /' });
+        return;
+      }
+      route(req, res, path, new URLSearchParams(q === -1 ? '' : target.slice(q + 1)));
     } catch (err) {
-      opts.log.error({ err, path: url.pathname }, 'request failed');
-      send(res, 500, { error: 'internal error' });
+      opts.onError(err, echo(path));
+      if (!res.headersSent) send(res, 500, { error: 'internal error' });
+      else res.destroy();
     }
   });
+  // Requests Node's parser refuses (bad bytes, oversized headers) answer 400 on that socket only.
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
+    opts.onBadRequest();
+    if (err.code === 'ECONNRESET' || !socket.writable) {
+      socket.destroy();
+      return;
+    }
+    socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
+  });
   server.keepAliveTimeout = 5_000;
+  server.headersTimeout = HEADERS_TIMEOUT_MS;
+  server.requestTimeout = REQUEST_TIMEOUT_MS;
+  server.maxConnections = MAX_CONNECTIONS;
   const port = await new Promise<number>((resolve, reject) => {
     server.once('error', (err) => reject(new Error(`cannot listen for HTTP on ${opts.host}:${opts.port}: ${err.message}`, { cause: err })));
     server.listen(opts.port, opts.host, () => {
@@ -76,6 +128,8 @@ export async function startHttp(opts: HttpOptions): Promise<HttpHandle> {
       resolve(typeof addr === 'object' && addr !== null ? addr.port : opts.port);
     });
   });
+  // After listening, a server error (EMFILE on accept, …) is logged; the server keeps going.
+  server.on('error', (err) => opts.log.error({ err }, 'http server error'));
   return {
     port,
     close: () => new Promise<void>((resolve) => {

@@ -1,8 +1,6 @@
 import type { Logger } from '../lib/logger.js';
 import type { SampleRecord, TelemetryStore } from '../store/telemetry.js';
-
-/** Server-side queue bound: past it the oldest unpersisted rows go and their senders must replay. */
-export const DEFAULT_MAX_QUEUED_ROWS = 200_000;
+import { RingBuffer } from './ring-buffer.js';
 
 /** Result of one flush: which instances now have which sequence durably stored. */
 export interface FlushResult {
@@ -12,13 +10,14 @@ export interface FlushResult {
 }
 
 /**
- * Batched writer: heartbeats are queued in memory and written in one transaction every
- * `flushIntervalMs` or as soon as `flushMaxRows` are waiting. A failed write (disk full, lock held
- * past the busy timeout) keeps the batch for the next attempt; nothing is acked until it is stored.
+ * Batched writer over a bounded queue: heartbeats are queued in memory and written in one
+ * transaction every `flushIntervalMs` or as soon as `flushMaxRows` are waiting. A row leaves the
+ * queue only by being stored: a failed write (disk full, lock held past the busy timeout) keeps
+ * the rows for the next attempt, and a full queue refuses new rows (`push` returns false) instead
+ * of dropping old ones, so the server can push back on its senders.
  */
 export class IngestQueue {
-  private queue: SampleRecord[] = [];
-  private dropped = 0;
+  private readonly queue: RingBuffer<SampleRecord>;
   /** Set while a flush failed and has not yet succeeded; /healthz reports it. */
   lastError: Error | undefined;
   lastFlushAt = 0;
@@ -27,30 +26,32 @@ export class IngestQueue {
   constructor(
     private readonly telemetry: TelemetryStore,
     private readonly log: Logger,
-    private readonly opts: { flushMaxRows: number; maxQueuedRows?: number },
-  ) {}
+    private readonly opts: { readonly flushMaxRows: number; readonly maxQueuedRows: number },
+  ) {
+    this.queue = new RingBuffer<SampleRecord>(opts.maxQueuedRows);
+  }
 
   get length(): number {
     return this.queue.length;
   }
 
-  /** Queue a sample; returns true when the queue is full enough to flush now. */
-  push(s: SampleRecord): boolean {
-    this.queue.push(s);
-    const max = this.opts.maxQueuedRows ?? DEFAULT_MAX_QUEUED_ROWS;
-    if (this.queue.length > max) {
-      const excess = this.queue.length - max;
-      this.queue.splice(0, excess);
-      this.dropped += excess;
-    }
+  get capacity(): number {
+    return this.queue.capacity;
+  }
+
+  /** No room for another row until a flush succeeds. */
+  get isFull(): boolean {
+    return this.queue.isFull;
+  }
+
+  /** Enough rows wait that a flush should run now. */
+  get flushDue(): boolean {
     return this.queue.length >= this.opts.flushMaxRows;
   }
 
-  /** Rows dropped since the last call (the senders have them buffered and must replay). */
-  takeDropped(): number {
-    const d = this.dropped;
-    this.dropped = 0;
-    return d;
+  /** Queue a sample; false when the queue is full (the row is not taken: its sender must retry). */
+  push(s: SampleRecord): boolean {
+    return this.queue.push(s);
   }
 
   /** Write everything queued. Returns undefined when the write failed (the rows stay queued). */
@@ -59,16 +60,15 @@ export class IngestQueue {
       this.lastFlushAt = now;
       return { rows: 0, persisted: new Map() };
     }
-    const batch = this.queue;
-    this.queue = [];
+    const batch = this.queue.peek(this.queue.length);
     try {
       this.telemetry.writeBatch(batch);
     } catch (err) {
-      this.queue = batch.concat(this.queue);
       if (this.lastError === undefined) this.log.error({ err, rows: batch.length }, 'batch write failed; will retry');
       this.lastError = err as Error;
       return undefined;
     }
+    this.queue.drop(batch.length);
     if (this.lastError !== undefined) this.log.info({ rows: batch.length }, 'batch write recovered');
     this.lastError = undefined;
     this.lastFlushAt = now;

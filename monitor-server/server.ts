@@ -5,50 +5,71 @@ import type { MonitorServerConfig } from '../config/monitor-server.js';
 import { ID_PATTERN } from '../config/shared.js';
 import type { Clock } from '../lib/clock.js';
 import type { Logger } from '../lib/logger.js';
-import {
-  SESSION_METADATA_KEY,
-  monitorProto,
-  type Heartbeat__Output,
-  type HeartbeatAck,
-  type MonitorHandlers,
-} from '../lib/proto.js';
+import { SESSION_METADATA_KEY, monitorProto, type Heartbeat__Output, type MonitorHandlers } from '../lib/proto.js';
 import { version } from '../lib/version.js';
-import { demandAt } from '../sim/profile.js';
 import { ComponentStore } from '../store/components.js';
 import type { Db } from '../store/db.js';
 import { InstanceStore } from '../store/instances.js';
 import { SimLoadStore } from '../store/simload.js';
+import { StatusReader } from '../store/status.js';
 import { TelemetryStore } from '../store/telemetry.js';
+import { AckSender } from './acks.js';
+import { containListener, containUnary, type ContainContext } from './contain.js';
+import { HeartbeatPipeline, type CallStatus } from './heartbeats.js';
 import { startHttp, type HttpHandle } from './http.js';
 import { IngestQueue } from './ingest.js';
 import { FailureDetector, type Transition } from './liveness.js';
+import { ThrottledLog, newRefusalCounts, type RefusalCounts, type RefusalReason } from './refusals.js';
+import { SessionTable, type HeartbeatCall, type Session } from './sessions.js';
+import { StatusCache } from './status-cache.js';
 
-/** Samples stamped further than this from server time are refused (clock far off, or garbage). */
-export const MAX_CLOCK_SKEW_MS = 5 * 60_000;
+export { MAX_CLOCK_SKEW_MS, MAX_SEQ } from './heartbeat-validation.js';
 /** How often the monitor server writes its own heartbeat to the store. */
 export const COMPONENT_BEAT_MS = 1_000;
 /** Old raw samples are pruned every PRUNE_EVERY_MS in chunks, within a time budget per run. */
 export const PRUNE_EVERY_MS = 5_000;
 export const PRUNE_CHUNK = 5_000;
 export const PRUNE_BUDGET_MS = 50;
+/** Throttled warn lines, all keys together, per refused-log interval. */
+const MAX_REFUSED_LINES_PER_INTERVAL = 100;
+/** Keys (instances, reasons) the throttled log tracks at once. */
+const MAX_REFUSED_LOG_KEYS = 10_000;
 
-type HeartbeatCall = grpc.ServerDuplexStream<Heartbeat__Output, HeartbeatAck>;
-
-interface Session {
-  readonly id: string;
-  readonly instanceId: string;
-  readonly groupId: string;
-  call: HeartbeatCall | undefined;
-  /** Highest seq handled (queued, duplicate or refused) since the last ack. */
-  receivedSeq: number;
-  ackedSeq: number;
-  rejected: number;
-  rejectReason: string;
+/** Counters and gauges of what the server refused and how it pushed back; /healthz and /api/status show them. */
+export interface MonitorStats {
+  /** Refused input by reason since start. */
+  readonly refused: Readonly<RefusalCounts>;
+  /** Registered sessions, and those with an open Heartbeats stream. */
+  readonly sessions: number;
+  readonly streams: number;
+  /** Sessions that never opened a stream and expired. */
+  readonly sessionsExpired: number;
+  /** Rows waiting to be written, and the queue's capacity. */
+  readonly queued: number;
+  readonly queueCapacity: number;
+  /** True while streams are paused because the queue is full; how often that happened. */
+  readonly ingestPaused: boolean;
+  readonly ingestPauses: number;
+  /** Acks merged into a pending one because a client read too slowly. */
+  readonly acksCoalesced: number;
+  /** Largest number of acks waiting for 'drain' on one stream (0 or 1). */
+  readonly maxPendingAcks: number;
+  /** Largest number of ack messages buffered for one stream (stream buffer plus pending). */
+  readonly maxAckBacklog: number;
+  /** Warn lines held back by the rate limit on logs. */
+  readonly logSuppressed: number;
+  /** Failure-detector sweeps run. */
+  readonly sweeps: number;
+  /** Status reports read from the store. */
+  readonly statusBuilds: number;
+  /** Rows stored since start. */
+  readonly storedRows: number;
 }
 
 export interface MonitorServerHandle {
   readonly grpcPort: number;
   readonly httpPort: number;
+  stats(): MonitorStats;
   /** Flush, close streams, stop listening. */
   close(): Promise<void>;
 }
@@ -56,6 +77,10 @@ export interface MonitorServerHandle {
 /**
  * MonitorS: accepts agent registrations and heartbeat streams, writes samples in batches, runs the
  * failure detector and persists its transitions. It never calls agents or the controller.
+ * Files by job: sessions.ts (who is registered), heartbeats.ts (the ingest path and acks),
+ * heartbeat-validation.ts, ingest.ts (bounded queue, batched writes), acks.ts (write
+ * backpressure), refusals.ts (counters, rate-limited logs), contain.ts (last-resort handlers),
+ * status-cache.ts and http.ts (operator reads that never block ingest).
  */
 export class MonitorServer {
   private readonly log: Logger;
@@ -65,12 +90,14 @@ export class MonitorServer {
   private readonly telemetry: TelemetryStore;
   private readonly ingest: IngestQueue;
   private readonly detector: FailureDetector;
-  private readonly sessions = new Map<string, Session>();
-  private readonly sessionByInstance = new Map<string, string>();
-  /** Highest seq accepted per instance (queued or stored), to drop replays cheaply. */
-  private readonly acceptedSeq = new Map<string, number>();
+  private readonly sessions = new SessionTable();
+  private readonly pipeline: HeartbeatPipeline;
+  private readonly refused = newRefusalCounts();
+  private readonly refusedLog: ThrottledLog;
+  private readonly contain: ContainContext;
+  private readonly status: StatusCache;
   private readonly timers: NodeJS.Timeout[] = [];
-  private flushScheduled = false;
+  private readonly counters = { sessionsExpired: 0, acksCoalesced: 0, sweeps: 0 };
   private readonly startedAt: number;
   private grpcServer: grpc.Server | undefined;
   private http: HttpHandle | undefined;
@@ -78,7 +105,7 @@ export class MonitorServer {
 
   constructor(
     private readonly cfg: MonitorServerConfig,
-    private readonly db: Db,
+    db: Db,
     private readonly clock: Clock,
     rootLog: Logger,
   ) {
@@ -87,8 +114,15 @@ export class MonitorServer {
     this.components = new ComponentStore(db);
     this.simLoad = new SimLoadStore(db);
     this.telemetry = new TelemetryStore(db);
-    this.ingest = new IngestQueue(this.telemetry, rootLog.child({ component: 'ingest' }), { flushMaxRows: cfg.flushMaxRows });
+    this.ingest = new IngestQueue(this.telemetry, rootLog.child({ component: 'ingest' }), { flushMaxRows: cfg.flushMaxRows, maxQueuedRows: cfg.maxQueuedRows });
     this.detector = new FailureDetector(cfg);
+    this.refusedLog = new ThrottledLog(this.log, { intervalMs: cfg.refusedLogIntervalMs, maxLinesPerInterval: MAX_REFUSED_LINES_PER_INTERVAL, maxKeys: MAX_REFUSED_LOG_KEYS });
+    this.contain = { log: this.refusedLog, now: () => this.clock.now(), onError: () => { this.refused.internalError++; } };
+    this.pipeline = new HeartbeatPipeline({
+      cfg, clock, sessions: this.sessions, detector: this.detector, ingest: this.ingest, simLoad: this.simLoad, contain: this.contain,
+      refuse: (...a) => this.refuse(...a), persist: (t) => this.persist(t), endSession: (s, st, d) => this.endSession(s, st, d),
+    });
+    this.status = new StatusCache(new StatusReader(db), () => this.clock.now(), cfg.statusCacheMs, () => ({ ...this.stats(), refused: { ...this.refused } }));
     this.startedAt = clock.now();
   }
 
@@ -102,14 +136,18 @@ export class MonitorServer {
       'grpc.http2.min_ping_interval_without_data_ms': 5_000,
       'grpc.keepalive_permit_without_calls': 1,
     });
-    server.addService(monitorProto().monitor.v1.Monitor.service, this.handlers());
+    server.addService(this.service(), this.handlers());
     const grpcPort = await new Promise<number>((resolve, reject) => {
       server.bindAsync(`${this.cfg.grpcHost}:${this.cfg.grpcPort}`, grpc.ServerCredentials.createInsecure(), (err, port) =>
         err ? reject(new Error(`cannot listen for gRPC on ${this.cfg.grpcHost}:${this.cfg.grpcPort}: ${err.message}`, { cause: err })) : resolve(port));
     });
     this.grpcServer = server;
     try {
-      this.http = await startHttp({ host: this.cfg.httpHost, port: this.cfg.httpPort, db: this.db, clock: this.clock, health: () => this.health(), log: this.log.child({ component: 'http' }) });
+      this.http = await startHttp({
+        host: this.cfg.httpHost, port: this.cfg.httpPort, status: this.status, health: () => this.health(), log: this.log.child({ component: 'http' }),
+        onBadRequest: () => { this.refused.httpBadRequest++; },
+        onError: (err, path) => { this.contain.onError(); this.refusedLog.warn('internal:http', this.clock.now(), { err, path }, 'request failed; contained'); },
+      });
     } catch (err) {
       server.forceShutdown();
       throw err;
@@ -120,13 +158,14 @@ export class MonitorServer {
     this.beat();
 
     const sweepEvery = Math.max(10, Math.min(250, Math.floor(this.cfg.heartbeatIntervalMs / 4)));
-    this.timers.push(setInterval(() => this.flush(), this.cfg.flushIntervalMs));
-    this.timers.push(setInterval(() => this.sweep(), sweepEvery));
-    this.timers.push(setInterval(() => this.beat(), COMPONENT_BEAT_MS));
-    this.timers.push(setInterval(() => this.prune(), PRUNE_EVERY_MS));
+    const every = (what: string, ms: number, fn: () => void) => this.timers.push(setInterval(containListener(this.contain, what, fn), ms));
+    every('flush', this.cfg.flushIntervalMs, () => this.pipeline.flush());
+    every('sweep', sweepEvery, () => this.sweep());
+    every('beat', COMPONENT_BEAT_MS, () => this.beat());
+    every('prune', PRUNE_EVERY_MS, () => this.prune());
     for (const t of this.timers) t.unref();
     this.log.info({ grpcAddress, httpAddress, heartbeatIntervalMs: this.cfg.heartbeatIntervalMs, suspectAfterMs: this.cfg.suspectAfterMs, deadAfterMs: this.cfg.deadAfterMs }, 'monitor server listening');
-    return { grpcPort, httpPort: this.http.port, close: () => this.close() };
+    return { grpcPort, httpPort: this.http.port, stats: () => this.stats(), close: () => this.close() };
   }
 
   /**
@@ -139,13 +178,30 @@ export class MonitorServer {
       const state = i.state as 'running' | 'suspect' | 'dead';
       const seen = state === 'dead' ? (i.lastSeenAt ?? now) : Math.max(i.lastSeenAt ?? 0, now + this.cfg.startupGraceMs);
       this.detector.watch(i.id, i.groupId, seen, state, false);
-      if (i.seq > 0) this.acceptedSeq.set(i.id, i.seq);
+      if (i.seq > 0) this.pipeline.acceptedSeq.set(i.id, i.seq);
     }
+  }
+
+  /** The Monitor service, with each heartbeat's serialized size recorded for the per-message limit. */
+  private service(): grpc.ServiceDefinition {
+    const def = monitorProto().monitor.v1.Monitor.service;
+    const hb = def.Heartbeats;
+    return {
+      ...def,
+      Heartbeats: {
+        ...hb,
+        requestDeserialize: (buf: Buffer): Heartbeat__Output => {
+          const m = hb.requestDeserialize(buf);
+          this.pipeline.recordSize(m, buf.length);
+          return m;
+        },
+      },
+    };
   }
 
   private handlers(): MonitorHandlers {
     return {
-      Register: (call, callback) => {
+      Register: containUnary(this.contain, 'Register', (call, callback) => {
         const r = call.request;
         const problems: string[] = [];
         if (!ID_PATTERN.test(r.instance_id)) problems.push('instance_id must be 1-63 letters, digits, ".", "_" or "-"');
@@ -153,11 +209,12 @@ export class MonitorServer {
         if (r.address.length > 255) problems.push('address must be at most 255 characters');
         if (r.agent_version.length > 64) problems.push('agent_version must be at most 64 characters');
         if (problems.length > 0) {
+          this.refused.registerInvalid++;
           callback({ code: grpc.status.INVALID_ARGUMENT, details: problems.join('; ') });
           return;
         }
         // Make the stored sequence current before telling the agent where to resume.
-        this.flush();
+        this.pipeline.flush();
         const now = this.clock.now();
         let outcome;
         try {
@@ -169,62 +226,65 @@ export class MonitorServer {
         }
         if (!outcome.ok) {
           const code = outcome.code === 'UnknownGroup' ? grpc.status.NOT_FOUND : grpc.status.FAILED_PRECONDITION;
-          this.log.warn({ instanceId: r.instance_id, groupId: r.group_id, code: outcome.code }, 'registration refused');
+          this.refused.registerRefused++;
+          this.refusedLog.warn(`register:${outcome.code}`, now, { instanceId: r.instance_id, groupId: r.group_id, code: outcome.code }, 'registration refused');
           callback({ code, details: outcome.message });
           return;
         }
-        const previous = this.sessionByInstance.get(r.instance_id);
-        if (previous !== undefined) this.endSession(previous, { code: grpc.status.ABORTED, details: 'superseded by a newer registration' });
+        const previous = this.sessions.current(r.instance_id);
+        if (previous !== undefined) this.endSession(previous, { code: grpc.status.ABORTED, details: 'superseded by a newer registration' }, false);
         const session: Session = {
-          id: randomUUID(), instanceId: r.instance_id, groupId: r.group_id, call: undefined,
+          id: randomUUID(), instanceId: r.instance_id, groupId: r.group_id, createdAt: now, call: undefined, acks: undefined,
           receivedSeq: outcome.lastSeq, ackedSeq: outcome.lastSeq, rejected: 0, rejectReason: '',
         };
-        this.sessions.set(session.id, session);
-        this.sessionByInstance.set(r.instance_id, session.id);
-        this.acceptedSeq.set(r.instance_id, Math.max(this.acceptedSeq.get(r.instance_id) ?? 0, outcome.lastSeq));
+        this.sessions.add(session);
+        const accepted = this.pipeline.acceptedSeq;
+        accepted.set(r.instance_id, Math.max(accepted.get(r.instance_id) ?? 0, outcome.lastSeq));
         this.detector.watch(r.instance_id, r.group_id, now, 'running', true);
         this.log.info({ instanceId: r.instance_id, groupId: r.group_id, address: r.address, agentVersion: r.agent_version, known: outcome.known, lastSeq: outcome.lastSeq }, 'agent registered');
         callback(null, { session_id: session.id, heartbeat_interval_ms: this.cfg.heartbeatIntervalMs, last_seq: outcome.lastSeq });
-      },
+      }),
 
-      Heartbeats: (call) => {
+      Heartbeats: (call: HeartbeatCall) => {
         const sessionId = String(call.metadata.get(SESSION_METADATA_KEY)[0] ?? '');
         const session = this.sessions.get(sessionId);
         if (session === undefined) {
+          this.refused.unknownSession++;
           call.emit('error', { code: grpc.status.FAILED_PRECONDITION, details: 'unknown session; register again' });
           return;
         }
         if (session.call !== undefined) {
+          this.refused.duplicateStream++;
           call.emit('error', { code: grpc.status.ALREADY_EXISTS, details: 'this session already has a heartbeat stream' });
           return;
         }
         session.call = call;
-        call.on('data', (hb: Heartbeat__Output) => this.onHeartbeat(session, hb));
+        session.acks = new AckSender(call, () => { this.counters.acksCoalesced++; });
+        const internal = () => this.endSession(session, { code: grpc.status.INTERNAL, details: 'internal error' }, true);
+        call.on('data', containListener(this.contain, 'heartbeat', (hb: Heartbeat__Output) => this.pipeline.onHeartbeat(session, hb), internal));
+        this.pipeline.attach(call);
         call.on('end', () => call.end());
-        const closed = () => {
+        const closed = containListener(this.contain, 'stream-closed', () => {
           if (session.call !== call) return;
           session.call = undefined;
-          if (this.sessions.get(session.id) === session) {
-            this.sessions.delete(session.id);
-            if (this.sessionByInstance.get(session.instanceId) === session.id) {
-              this.sessionByInstance.delete(session.instanceId);
-              this.persist(this.detector.disconnected(session.instanceId));
-            }
-          }
-        };
+          session.acks = undefined;
+          if (this.sessions.remove(session)) this.persist(this.detector.disconnected(session.instanceId));
+        });
         call.on('cancelled', closed);
         call.on('close', closed);
         call.on('error', closed);
       },
 
-      Deregister: (call, callback) => {
+      Deregister: containUnary(this.contain, 'Deregister', (call, callback) => {
         const r = call.request;
         const session = this.sessions.get(r.session_id);
         if (session === undefined || session.instanceId !== r.instance_id) {
+          this.refused.deregisterUnknown++;
           callback({ code: grpc.status.NOT_FOUND, details: 'no such session for this instance' });
           return;
         }
-        this.flush();
+        this.pipeline.flush();
+        // Stored as sent (bounded); every operator-facing view strips control characters.
         const reason = `deregistered${r.reason ? `: ${r.reason.slice(0, 200)}` : ''}`;
         try {
           this.instances.setLiveness(session.instanceId, 'dead', reason, this.clock.now());
@@ -233,92 +293,34 @@ export class MonitorServer {
           callback({ code: grpc.status.UNAVAILABLE, details: 'store unavailable; retry' });
           return;
         }
-        this.sessions.delete(session.id);
-        this.sessionByInstance.delete(session.instanceId);
+        const call_ = session.call;
+        this.sessions.remove(session);
+        session.call = undefined;
+        session.acks = undefined;
         this.detector.forget(session.instanceId);
-        this.log.info({ instanceId: session.instanceId, groupId: session.groupId, reason: r.reason }, 'agent deregistered');
+        this.log.info({ instanceId: session.instanceId, groupId: session.groupId, reason: r.reason.slice(0, 200) }, 'agent deregistered');
         callback(null, {});
-        session.call?.end();
-      },
+        call_?.end();
+      }),
     };
   }
 
-  private onHeartbeat(session: Session, hb: Heartbeat__Output): void {
-    const now = this.clock.now();
-    this.persist(this.detector.heartbeat(session.instanceId, now));
-    const seq = Number(hb.seq);
-    const sampleAt = Number(hb.sample_time_ms);
-    const problem = !Number.isSafeInteger(seq) || seq < 1 ? `seq must be a positive integer (got ${hb.seq})`
-      : !(hb.cpu_percent >= 0 && hb.cpu_percent <= 100) ? `cpu_percent must be within 0..100 (got ${hb.cpu_percent})`
-      : !(hb.mem_percent >= 0 && hb.mem_percent <= 100) ? `mem_percent must be within 0..100 (got ${hb.mem_percent})`
-      : !(Math.abs(sampleAt - now) <= MAX_CLOCK_SKEW_MS) ? `sample_time_ms is more than ${MAX_CLOCK_SKEW_MS / 1000}s from server time`
-      : undefined;
-    if (Number.isSafeInteger(seq)) session.receivedSeq = Math.max(session.receivedSeq, seq);
-    if (problem !== undefined) {
-      session.rejected++;
-      session.rejectReason = problem;
-      this.log.warn({ instanceId: session.instanceId, seq: hb.seq, problem }, 'heartbeat refused');
-      this.scheduleFlush();
-      return;
-    }
-    if (seq <= (this.acceptedSeq.get(session.instanceId) ?? 0)) {
-      this.scheduleFlush(); // a replay of something stored: ack it again
-      return;
-    }
-    this.acceptedSeq.set(session.instanceId, seq);
-    const full = this.ingest.push({ instanceId: session.instanceId, seq, sampleAt, receivedAt: now, cpu: hb.cpu_percent, mem: hb.mem_percent });
-    if (full) this.scheduleFlush();
-  }
-
-  private scheduleFlush(): void {
-    if (this.flushScheduled) return;
-    this.flushScheduled = true;
-    setImmediate(() => this.flush());
-  }
-
-  /** Write the queue, then ack every session whose heartbeats are now all handled. */
-  private flush(): void {
-    this.flushScheduled = false;
-    const now = this.clock.now();
-    // Snapshot what each stream has sent so far: after a successful write all of it is stored,
-    // a duplicate, or refused, so it can be acked.
-    const snapshot = new Map<Session, number>();
-    for (const s of this.sessions.values()) if (s.receivedSeq > s.ackedSeq || s.rejected > 0) snapshot.set(s, s.receivedSeq);
-    const result = this.ingest.flush(now);
-    const dropped = this.ingest.takeDropped();
-    if (dropped > 0) {
-      // Unacked rows were dropped server-side: make every agent reconnect and replay its buffer.
-      this.log.error({ dropped }, 'ingest queue overflowed; asking agents to replay');
-      for (const id of [...this.sessions.keys()]) this.endSession(id, { code: grpc.status.UNAVAILABLE, details: 'server overloaded; reconnect and replay' });
-      return;
-    }
-    if (result === undefined || snapshot.size === 0) return;
-    const views = new Map<string, HeartbeatAck['group']>();
-    for (const [s, seq] of snapshot) {
-      if (s.call === undefined) continue;
-      let view = views.get(s.groupId);
-      if (view === undefined) {
-        view = this.groupView(s.groupId, now);
-        views.set(s.groupId, view);
-      }
-      s.call.write({ persisted_seq: seq, rejected: s.rejected, reject_reason: s.rejectReason, group: view });
-      s.ackedSeq = seq;
-      s.rejected = 0;
-      s.rejectReason = '';
-    }
-  }
-
-  private groupView(groupId: string, now: number): HeartbeatAck['group'] {
-    const load = this.simLoad.get(groupId);
-    return {
-      live_instances: this.detector.liveCount(groupId),
-      demand_percent: load === undefined ? -1 : demandAt(load.profile, now - load.startedAt),
-      as_of_ms: now,
-    };
+  private refuse(reason: RefusalReason, key: string, now: number, fields: Record<string, unknown>, msg: string): void {
+    this.refused[reason]++;
+    this.refusedLog.warn(key, now, fields, msg);
   }
 
   private sweep(): void {
-    for (const t of this.detector.sweep(this.clock.now())) this.persist(t);
+    const now = this.clock.now();
+    for (const t of this.detector.sweep(now)) this.persist(t);
+    for (const s of this.sessions.expired(now, this.cfg.sessionOpenTimeoutMs)) {
+      this.counters.sessionsExpired++;
+      if (this.sessions.remove(s)) this.persist(this.detector.disconnected(s.instanceId));
+      this.refusedLog.warn('session-expired', now, { instanceId: s.instanceId, groupId: s.groupId }, 'session expired without a heartbeat stream');
+    }
+    this.pipeline.prune(now);
+    this.refusedLog.prune(now, (key, suppressed) => this.log.warn({ key, suppressed }, 'refused input: repeated lines suppressed'));
+    this.counters.sweeps++;
   }
 
   /** Store a liveness transition; if the controller has already taken the instance, stop watching it. */
@@ -340,7 +342,7 @@ export class MonitorServer {
 
   private beat(): void {
     try {
-      this.components.beat({ name: 'monitor-server', pid: process.pid, startedAt: this.startedAt, info: { ...this.info, streams: this.sessions.size } }, this.clock.now());
+      this.components.beat({ name: 'monitor-server', pid: process.pid, startedAt: this.startedAt, info: { ...this.info, streams: this.sessions.streams() } }, this.clock.now());
     } catch (err) {
       this.log.warn({ err }, 'cannot write component heartbeat');
     }
@@ -362,29 +364,54 @@ export class MonitorServer {
     }
   }
 
-  private health(): { ok: boolean; details: Record<string, unknown> } {
-    const e = this.ingest.lastError;
+  private stats(): MonitorStats {
+    let maxPendingAcks = 0;
+    let maxAckBacklog = 0;
+    for (const s of this.sessions.values()) {
+      if (s.acks === undefined) continue;
+      maxPendingAcks = Math.max(maxPendingAcks, s.acks.pendingCount);
+      maxAckBacklog = Math.max(maxAckBacklog, s.acks.backlog);
+    }
     return {
-      ok: e === undefined,
-      details: { streams: this.sessions.size, queued: this.ingest.length, lastFlushAt: this.ingest.lastFlushAt, storedRows: this.ingest.totalRows, ...(e ? { error: e.message } : {}) },
+      refused: { ...this.refused },
+      sessions: this.sessions.size,
+      streams: this.sessions.streams(),
+      sessionsExpired: this.counters.sessionsExpired,
+      queued: this.ingest.length,
+      queueCapacity: this.ingest.capacity,
+      ingestPaused: this.pipeline.paused,
+      ingestPauses: this.pipeline.pauses,
+      acksCoalesced: this.counters.acksCoalesced,
+      maxPendingAcks,
+      maxAckBacklog,
+      logSuppressed: this.refusedLog.suppressedTotal,
+      sweeps: this.counters.sweeps,
+      statusBuilds: this.status.builds,
+      storedRows: this.ingest.totalRows,
     };
   }
 
-  private endSession(sessionId: string, status: { code: grpc.status; details: string }): void {
-    const s = this.sessions.get(sessionId);
-    if (s === undefined) return;
-    this.sessions.delete(sessionId);
-    if (this.sessionByInstance.get(s.instanceId) === sessionId) this.sessionByInstance.delete(s.instanceId);
+  private health(): { ok: boolean; details: Record<string, unknown> } {
+    const e = this.ingest.lastError;
+    return { ok: e === undefined, details: { ...this.stats(), lastFlushAt: this.ingest.lastFlushAt, ...(e ? { error: e.message } : {}) } };
+  }
+
+  /** End a session and its stream with `status`; `disconnected`: its instance loses its stream (suspect). */
+  private endSession(s: Session, status: CallStatus, disconnected: boolean): void {
+    if (!this.sessions.has(s)) return;
+    const current = this.sessions.remove(s);
     const call = s.call;
     s.call = undefined;
+    s.acks = undefined;
     call?.emit('error', status);
+    if (current && disconnected) this.persist(this.detector.disconnected(s.instanceId));
   }
 
   private async close(): Promise<void> {
     for (const t of this.timers) clearInterval(t);
     this.timers.length = 0;
-    this.flush();
-    for (const id of [...this.sessions.keys()]) this.endSession(id, { code: grpc.status.UNAVAILABLE, details: 'monitor server shutting down' });
+    this.pipeline.flush();
+    for (const s of [...this.sessions.values()]) this.endSession(s, { code: grpc.status.UNAVAILABLE, details: 'monitor server shutting down' }, false);
     await this.http?.close();
     const server = this.grpcServer;
     if (server !== undefined) {

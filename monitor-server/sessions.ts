@@ -1,0 +1,81 @@
+import type * as grpc from '@grpc/grpc-js';
+import type { Heartbeat__Output, HeartbeatAck } from '../lib/proto.js';
+import { AckSender } from './acks.js';
+
+export type HeartbeatCall = grpc.ServerDuplexStream<Heartbeat__Output, HeartbeatAck>;
+
+/** One Register: the id the agent sends on its stream, and what its stream has handled. */
+export interface Session {
+  readonly id: string;
+  readonly instanceId: string;
+  readonly groupId: string;
+  /** When Register answered (server clock), ms. */
+  readonly createdAt: number;
+  call: HeartbeatCall | undefined;
+  acks: AckSender | undefined;
+  /** Highest seq handled (queued, duplicate, or refused for its content) since the last ack. */
+  receivedSeq: number;
+  ackedSeq: number;
+  rejected: number;
+  rejectReason: string;
+}
+
+/**
+ * Live sessions by id and by instance (one current session per instance). A session that
+ * registered but never opened its stream expires after `openTimeoutMs`.
+ */
+export class SessionTable {
+  private readonly byId = new Map<string, Session>();
+  private readonly byInstance = new Map<string, string>();
+
+  get size(): number {
+    return this.byId.size;
+  }
+
+  get(id: string): Session | undefined {
+    return this.byId.get(id);
+  }
+
+  /** The current session of an instance. */
+  current(instanceId: string): Session | undefined {
+    const id = this.byInstance.get(instanceId);
+    return id === undefined ? undefined : this.byId.get(id);
+  }
+
+  /** Add a session; it becomes its instance's current one. */
+  add(s: Session): void {
+    this.byId.set(s.id, s);
+    this.byInstance.set(s.instanceId, s.id);
+  }
+
+  /** Remove a session; returns true when it was its instance's current one. */
+  remove(s: Session): boolean {
+    if (this.byId.get(s.id) !== s) return false;
+    this.byId.delete(s.id);
+    if (this.byInstance.get(s.instanceId) !== s.id) return false;
+    this.byInstance.delete(s.instanceId);
+    return true;
+  }
+
+  has(s: Session): boolean {
+    return this.byId.get(s.id) === s;
+  }
+
+  values(): IterableIterator<Session> {
+    return this.byId.values();
+  }
+
+  /** Sessions that have had no stream for `openTimeoutMs` since Register (the caller removes them). */
+  expired(now: number, openTimeoutMs: number): Session[] {
+    const out: Session[] = [];
+    for (const s of this.byId.values()) if (s.call === undefined && now - s.createdAt >= openTimeoutMs) out.push(s);
+    return out;
+  }
+
+  /** Number of sessions with an open stream. */
+  streams(): number {
+    let n = 0;
+    for (const s of this.byId.values()) if (s.call !== undefined) n++;
+    return n;
+  }
+}
