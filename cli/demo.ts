@@ -1,4 +1,4 @@
-import { mkdirSync, rmSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { pino } from 'pino';
 import { loadControllerConfig } from '../config/controller.js';
@@ -38,7 +38,7 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
   const profile = parseProfileSpec(opts.profile);
   const dataDir = resolve(opts.dataDir);
   mkdirSync(dataDir, { recursive: true });
-  for (const f of ['autoscaler.db', 'autoscaler.db-wal', 'autoscaler.db-shm', 'demo.log']) rmSync(join(dataDir, f), { force: true });
+  for (const f of ['autoscaler.db', 'autoscaler.db-wal', 'autoscaler.db-shm', 'demo.log', 'groups.json']) rmSync(join(dataDir, f), { force: true });
   rmSync(join(dataDir, 'instances'), { recursive: true, force: true });
   const dbPath = join(dataDir, 'autoscaler.db');
   const logFile = join(dataDir, 'demo.log');
@@ -60,19 +60,26 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
   } catch (err) {
     throw new Error(`${(err as Error).message}${opts.httpPort === '0' ? '' : '; pass --http-port 0 to use any free port'}`, { cause: err });
   }
+  // The demo's group document, seeded as an operator would (`autoscaler policy show demo` prints
+  // it; `autoscaler policy set demo …` changes it while the demo runs). Timings are short to watch.
+  const groupsFile = join(dataDir, 'groups.json');
+  writeFileSync(groupsFile, JSON.stringify({
+    id: DEMO_GROUP, minSize: 1, maxSize: Number(opts.maxSize),
+    policy: {
+      // Simulated agents reach their share of the load within a few seconds of registering.
+      warmupMs: 4_000,
+      targetTracking: [{ metric: 'cpu', target: 50 }],
+      behavior: { scaleDown: { stabilizationMs: 20_000 } },
+      outageGuard: { holdMs: 20_000 },
+    },
+  }, null, 2));
   const controllerCfg = loadControllerConfig({
     env: {
       ...env,
       CONTROLLER_INTERVAL_MS: '2000',
       CONTROLLER_MONITOR_STALE_MS: '10000',
       CONTROLLER_BOOT_TIMEOUT_MS: '20000',
-      GROUP_ID: DEMO_GROUP,
-      GROUP_MIN_SIZE: '1',
-      GROUP_MAX_SIZE: opts.maxSize,
-      GROUP_TARGET_CPU: '50',
-      GROUP_SCALE_IN_STABILIZATION_MS: '20000',
-      // Simulated agents reach their share of the load within a few seconds of registering.
-      GROUP_WARMUP_MS: '4000',
+      CONTROLLER_GROUPS_FILE: groupsFile,
       LOCAL_AGENT_SERVER: `127.0.0.1:${monitor.grpcPort}`,
       LOCAL_TERMINATE_TIMEOUT_MS: '3000',
     },
@@ -95,9 +102,9 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
     const now = Date.now();
     for (const d of events.decisionsSince(lastDecision)) {
       lastDecision = d.id;
-      if (d.reason === 'ScaleOut') seen.out++;
-      if (d.reason === 'ScaleIn') seen.in++;
       if (d.reason === 'ReplaceUnhealthy') seen.replaced++;
+      else if (d.to > d.from) seen.out++;
+      else if (d.to < d.from) seen.in++;
       out(`  event ${formatDecision(d)}`);
     }
     const g = status.report(now, { groupId: DEMO_GROUP, decisions: 1 }).groups[0];

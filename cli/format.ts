@@ -64,8 +64,8 @@ export function formatGroup(g: GroupStatus, now: number, opts: { decisions?: num
     `avg CPU ${pct(g.avgCpu)} target ${cpuTarget(g)}`,
     ...(g.demand ? [`demand ${g.demand.value.toFixed(0)}% (${g.demand.profile})`] : []),
   ].join(' · ');
-  const rows = g.instances.map((i) => [i.id, i.state, pct(i.cpu), pct(i.mem), ago(i.lastSeenAt === null ? null : now - i.lastSeenAt), i.providerId ?? '-', i.stateReason ?? '']);
-  const parts = [head, table(['INSTANCE', 'STATE', 'CPU', 'MEM', 'LAST SEEN', 'PROVIDER ID', 'REASON'], rows)];
+  const rows = g.instances.map((i) => [i.id, i.state, pct(i.cpu), pct(i.mem), ago(i.lastSeenAt === null ? null : now - i.lastSeenAt), i.zone ?? '-', i.origin, i.stateReason ?? '']);
+  const parts = [head, table(['INSTANCE', 'STATE', 'CPU', 'MEM', 'LAST SEEN', 'ZONE', 'ORIGIN', 'REASON'], rows)];
   const n = opts.decisions ?? 3;
   if (n > 0 && g.decisions.length > 0) {
     parts.push('recent decisions:', ...g.decisions.slice(0, n).map((d) => `  ${formatDecision(d)}`));

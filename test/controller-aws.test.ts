@@ -200,7 +200,7 @@ describe('controller + aws-asg (real SDK, loopback Auto Scaling)', () => {
     const h = await asgHarness(2);
     await h.step();
     expect(h.instances.listGroup('web').map((r) => r.origin)).toEqual(['adopted', 'adopted']);
-    h.report(100);
+    h.report(80);
     await h.step();
     expect(h.calls('SetDesiredCapacity').map((c) => c.params.get('DesiredCapacity'))).toEqual(['4']);
     await h.step(); // the ASG launched two: adopted, pending

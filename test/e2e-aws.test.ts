@@ -6,6 +6,7 @@
  * instance id from it, as user-data does on EC2. Launches take seconds to boot and
  * DescribeInstances lags RunInstances, as on EC2.
  */
+import { writeFileSync } from 'node:fs';
 import { createServer, request, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -90,11 +91,17 @@ describe('e2e on EC2 (loopback): the controller with aws-ec2, agents identified 
     });
     const listening = await waitFor('monitor server listening', () => monitor.logs().find((l) => l.msg === 'monitor server listening'), 15_000);
     fleet.monitorGrpc = String(listening.grpcAddress).replace(/^0\.0\.0\.0:/, '127.0.0.1:');
+    // The group as an operator would seed it: a 3 s scale-down window, a 5 s outage-guard hold.
+    const groupsFile = join(dir, 'groups.json');
+    writeFileSync(groupsFile, JSON.stringify({
+      id: GROUP, minSize: 1, maxSize: 6,
+      policy: { behavior: { scaleDown: { stabilizationMs: 3_000 } }, outageGuard: { holdMs: 5_000 } },
+    }));
     controller = startCli(['controller'], {
       AUTOSCALER_DB: dbPath, LOG_LEVEL: 'info', ...awsEnv(ec2.endpoint),
       CONTROLLER_PROVIDER: 'aws-ec2', EC2_LAUNCH_TEMPLATE_ID: TEMPLATE, EC2_SUBNET_IDS: SUBNETS.map((s) => s.id).join(','),
       EC2_TAGS: 'team=e2e', CONTROLLER_INTERVAL_MS: '500', CONTROLLER_BOOT_TIMEOUT_MS: '30000', CONTROLLER_LISTING_GRACE_MS: '10000',
-      GROUP_ID: GROUP, GROUP_MIN_SIZE: '1', GROUP_MAX_SIZE: '6', GROUP_TARGET_CPU: '50', GROUP_SCALE_IN_STABILIZATION_MS: '3000',
+      CONTROLLER_GROUPS_FILE: groupsFile,
     });
     db = openStore(dbPath, { readonly: true });
     status = new StatusReader(db);
@@ -131,7 +138,7 @@ describe('e2e on EC2 (loopback): the controller with aws-ec2, agents identified 
     expect(new Set(atEc2.map((i) => i.zone))).toEqual(new Set(['us-east-1a', 'us-east-1b'])); // spread over the subnets
     // Batched: one RunInstances per scale-out decision, however many instances it adds.
     const runs = ec2.calls.filter((c) => c.action === 'RunInstances' && c.params.get('DryRun') !== 'true');
-    const outs = group().decisions.filter((d) => (d.reason === 'ScaleOut' || d.reason === 'ClampedToMin') && d.to > d.from);
+    const outs = group().decisions.filter((d) => d.to > d.from && d.reason !== 'ReplaceUnhealthy');
     expect(runs.length).toBe(outs.length);
     expect(runs.map((r) => Number(r.params.get('MaxCount')))).toEqual(outs.reverse().map((d) => d.to - d.from));
     const shown = await runCli(['status'], { AUTOSCALER_DB: dbPath });

@@ -83,7 +83,9 @@ describe('combine: one named row per rule', () => {
     const hit = combine(obsOf([5, 5, 5, 5]), [p(1)], policy, before, now);
     expect(hit.decision).toMatchObject({ desired: 4, reason: 'OutageGuard' });
     expect(hit.state.outageHoldUntil).toBe(now + 300_000);
-    const later = combine(obsOf([5, 5, 5, 5], {}, now + 301_000), [p(1)], policy, hit.state, now + 301_000);
+    const during = combine(obsOf([5, 5, 5, 5], {}, now + 10_000), [p(1)], policy, hit.state, now + 10_000);
+    expect(during.state.outageHoldUntil).toBe(now + 300_000); // not re-armed by the same collapse
+    const later = combine(obsOf([5, 5, 5, 5], {}, now + 301_000), [p(1)], policy, during.state, now + 301_000);
     expect(later.decision).toMatchObject({ desired: 1, reason: 'ScaleIn' });
     const out = combine(obsOf([100, 100, 100, 100], {}, now + 1_000), [p(8)], policy, hit.state, now + 1_000);
     expect(out.decision.desired).toBe(8); // scale-out is never held

@@ -106,11 +106,13 @@ export function combine(obs: Observation, proposals: readonly Proposal[], policy
   let outageHoldUntil = state.outageHoldUntil;
   const demand = demandOf(obs);
   const window = policy.outageGuard.windowMs;
-  const recentDemand = [...state.demand.filter((d) => d.at > now - window && d.at <= now), { at: now, value: demand }];
+  let recentDemand = [...state.demand.filter((d) => d.at > now - window && d.at <= now), { at: now, value: demand }];
   if (policy.outageGuard.enabled && obs.ready.length > 0) {
     const peak = Math.max(...recentDemand.map((d) => d.value));
     if (peak >= OUTAGE_MIN_DEMAND && (peak - demand) / peak >= policy.outageGuard.drop) {
       outageHoldUntil = Math.max(outageHoldUntil, now + policy.outageGuard.holdMs);
+      // One collapse, one hold: forget the old peak, or every evaluation within the window would re-arm it.
+      recentDemand = [{ at: now, value: demand }];
     }
   }
   if (candidate < current) {
