@@ -21,8 +21,9 @@ describe('event log', () => {
     events.recordActivity({ ts: 1_000, groupId: 'web', instanceId: 'web-2', action: 'launch', cause: 'scale out to 2: ScaleOut', outcome: 'ok', error: null });
     decide('api', 500, 1, 1);
     const all = recentEvents(db, { limit: 10 });
-    expect(all.map((e) => `${e.kind}:${e.groupId}:${e.ts}`)).toEqual(['decision:api:500', 'decision:web:1000', 'activity:web:1000']);
-    expect(formatEntry(all[2] as (typeof all)[number])).toMatch(/^web {2}launch {4}\S+ web-2 \(scale out to 2: ScaleOut\) ok$/);
+    expect(all.map((e) => `${e.kind}:${e.groupId}:${e.ts}`)).toEqual(['change:web:0', 'change:api:0', 'decision:api:500', 'decision:web:1000', 'activity:web:1000']);
+    expect(formatEntry(all[4] as (typeof all)[number])).toMatch(/^web {2}launch {4}\S+ web-2 \(scale out to 2: ScaleOut\) ok$/);
+    expect(formatEntry(all[0] as (typeof all)[number])).toMatch(/^web {2}created {3}\S+ by test: created: min 1 max 4$/);
     expect(recentEvents(db, { groupId: 'web', limit: 1 })).toHaveLength(1);
 
     const follower = EventFollower.fromNow(db, 'web');
@@ -30,9 +31,11 @@ describe('event log', () => {
     decide('api', 2_000, 1, 2);
     decide('web', 3_000, 2, 3);
     events.recordActivity({ ts: 3_000, groupId: 'web', instanceId: 'web-3', action: 'launch', cause: 'x', outcome: 'failed', error: 'boom' });
+    groups.setPaused('web', true, 3_000, 'ops', 'maintenance');
     const fresh = follower.poll();
-    expect(fresh.map((e) => `${e.kind}:${e.groupId}:${e.ts}`)).toEqual(['decision:web:3000', 'activity:web:3000']);
-    expect(formatEntry(fresh[1] as (typeof fresh)[number])).toContain('FAILED: boom');
+    expect(fresh.map((e) => `${e.kind}:${e.groupId}:${e.ts}`)).toEqual(['change:web:3000', 'decision:web:3000', 'activity:web:3000']);
+    expect(formatEntry(fresh[0] as (typeof fresh)[number])).toMatch(/^web {2}pause {5}\S+ by ops: paused: maintenance$/);
+    expect(formatEntry(fresh[2] as (typeof fresh)[number])).toContain('FAILED: boom');
     expect(follower.poll()).toEqual([]);
     db.close();
   });

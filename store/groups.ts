@@ -74,6 +74,7 @@ export class GroupStore {
   private readonly eventStmt;
   private readonly eventsStmt;
   private readonly eventsSinceStmt;
+  private readonly lastEventStmt;
 
   constructor(db: Db) {
     this.db = db;
@@ -91,6 +92,7 @@ export class GroupStore {
     this.eventStmt = db.prepare('INSERT INTO group_events (ts, group_id, kind, actor, message, details) VALUES (?, ?, ?, ?, ?, ?)');
     this.eventsStmt = db.prepare<[string, number], RawEvent>('SELECT * FROM group_events WHERE group_id = ? ORDER BY id DESC LIMIT ?');
     this.eventsSinceStmt = db.prepare<[number, number], RawEvent>('SELECT * FROM group_events WHERE id > ? ORDER BY id LIMIT ?');
+    this.lastEventStmt = db.prepare<[], { id: number | null }>('SELECT MAX(id) AS id FROM group_events');
   }
 
   /**
@@ -183,6 +185,11 @@ export class GroupStore {
   /** The group's operator events, newest first. */
   events(groupId: string, limit: number): GroupEventRow[] {
     return this.eventsStmt.all(groupId, limit).map(toEvent);
+  }
+
+  /** The newest event id (0 when none): where `events --follow` starts. */
+  lastEventId(): number {
+    return this.lastEventStmt.get()?.id ?? 0;
   }
 
   /** Every group's events after an id, oldest first (for `events --follow`). */

@@ -9,6 +9,7 @@
 import { writeFileSync } from 'node:fs';
 import { createServer, request, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { userInfo } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { openStore, type Db } from '../store/db.js';
@@ -262,3 +263,98 @@ async function holdingProxy(target: URL, forward: boolean): Promise<{ endpoint: 
     }),
   };
 }
+
+/**
+ * Policies live in the store, with real processes on the loopback EC2 (whose instances, unlike
+ * local children, outlive a controller restart): one controller manages two groups;
+ * `autoscaler policy set` on the running controller changes its behaviour at its next
+ * evaluation and shows as an event; a restarted controller keeps the stabilization history.
+ */
+describe('e2e on EC2 (loopback): two groups, a live policy change, a controller restart', () => {
+  let dbPath: string;
+  let ec2: FakeEc2;
+  const fleet = new Fleet();
+  let monitor: CliProcess;
+  let controller: CliProcess;
+  let controllerEnv: Record<string, string>;
+  let db: Db;
+  let status: StatusReader;
+  const groupOf = (id: string): GroupStatus => {
+    const g = status.report(Date.now(), { groupId: id, decisions: 200 }).groups[0];
+    if (g === undefined) throw new Error(`group ${id} not created yet`);
+    return g;
+  };
+  const runningIn = (id: string) => groupOf(id).instances.filter((i) => i.state === 'running').length;
+  const cli = (...args: string[]) => runCli(args, { AUTOSCALER_DB: dbPath });
+
+  beforeAll(async () => {
+    const dir = tempDir();
+    dbPath = join(dir, 'fleet.db');
+    ec2 = await startFakeEc2({ pendingMs: 1_000, listingLagMs: 1_000, terminateMs: 300, idSeed: 'policies', onRunning: (i) => void fleet.boot(i), onTerminated: (i) => void fleet.halt(i.id) });
+    ec2.addLaunchTemplate({ id: TEMPLATE, name: 'fleet' });
+    monitor = startCli(['monitor-server'], {
+      AUTOSCALER_DB: dbPath, MONITOR_GRPC_PORT: '0', MONITOR_HTTP_PORT: '0',
+      MONITOR_HEARTBEAT_INTERVAL_MS: '500', MONITOR_SUSPECT_AFTER_MS: '1500', MONITOR_DEAD_AFTER_MS: '3000', MONITOR_FLUSH_INTERVAL_MS: '50',
+      // A restarted controller must find its fleet still reporting, not suspect after a grace.
+      MONITOR_STARTUP_GRACE_MS: '2000',
+    });
+    const listening = await waitFor('monitor server listening', () => monitor.logs().find((l) => l.msg === 'monitor server listening'), 15_000);
+    fleet.monitorGrpc = String(listening.grpcAddress);
+    const groupsFile = join(dir, 'groups.json');
+    writeFileSync(groupsFile, JSON.stringify([
+      { id: 'web', minSize: 1, maxSize: 6, policy: { behavior: { scaleDown: { stabilizationMs: 60_000 } }, outageGuard: { enabled: false } } },
+      { id: 'api', minSize: 2, maxSize: 4 },
+    ]));
+    controllerEnv = {
+      AUTOSCALER_DB: dbPath, LOG_LEVEL: 'info', ...awsEnv(ec2.endpoint), CONTROLLER_PROVIDER: 'aws-ec2', EC2_LAUNCH_TEMPLATE_ID: TEMPLATE,
+      CONTROLLER_INTERVAL_MS: '500', CONTROLLER_BOOT_TIMEOUT_MS: '30000', CONTROLLER_LISTING_GRACE_MS: '10000', CONTROLLER_GROUPS_FILE: groupsFile,
+    };
+    controller = startCli(['controller'], controllerEnv);
+    db = openStore(dbPath, { readonly: true });
+    status = new StatusReader(db);
+    await waitFor('web 1 and api 2 running', () => runningIn('web') === 1 && runningIn('api') === 2, 30_000, 100);
+  }, 60_000);
+
+  afterAll(async () => {
+    await controller?.stop();
+    await monitor?.stop();
+    await fleet.closeAll();
+    await ec2?.close();
+    db?.close();
+    killAll();
+  });
+
+  it('one controller, two groups: each at its own minimum, each instance tagged with its group', () => {
+    const byGroup = ec2.instances().filter((i) => i.state === 'running').map((i) => i.tags['autoscaler:group']).sort();
+    expect(byGroup).toEqual(['api', 'api', 'web']);
+  });
+
+  it('policy set on the running controller: applied at its next evaluation, shown as an event with who did it', async () => {
+    const set = await cli('policy', 'set', 'api', 'minSize=3');
+    expect(set.code).toBe(0);
+    const change = (db.prepare("SELECT ts FROM group_events WHERE group_id = 'api' AND kind = 'applied'").get() as { ts: number }).ts;
+    await waitFor('api at 3', () => runningIn('api') === 3, 20_000, 100);
+    const first = db.prepare("SELECT from_count, to_count, reason FROM decisions WHERE group_id = 'api' AND ts >= ? ORDER BY id LIMIT 1").get(change) as { from_count: number; to_count: number; reason: string };
+    expect(first).toEqual({ from_count: 2, to_count: 3, reason: 'ClampedToMin' }); // the very next decision
+    const events = await cli('events', '--group', 'api', '--limit', '50');
+    expect(events.output).toMatch(new RegExp(`api {2}applied +\\S+ by ${userInfo().username}: revision 2: minSize 2 → 3`));
+  }, 40_000);
+
+  it('a restarted controller keeps the stabilization history: the next decision is the one it would have made', async () => {
+    expect((await cli('load', 'set', 'web', '200')).code).toBe(0);
+    await waitFor('web at 4', () => runningIn('web') === 4 && groupOf('web').counts.pending === 0, 40_000, 100);
+    expect((await cli('load', 'set', 'web', '20')).code).toBe(0);
+    await waitFor('scale-in held by the 60 s window', () => groupOf('web').decisions.find((d) => d.reason === 'ScaleInStabilized' && d.from === 4 && d.to === 4), 20_000, 100);
+    await controller.stop();
+    expect((await controller.exited).code).toBe(0);
+    const before = (db.prepare("SELECT MAX(id) AS id FROM decisions WHERE group_id = 'web'").get() as { id: number }).id;
+    controller = startCli(['controller'], controllerEnv);
+    await waitFor('three evaluations by the new controller', () => controller.logs().filter((l) => l.msg === 'scaling decision' && l.groupId === 'web').length >= 3, 20_000, 100);
+    const after = controller.logs().filter((l) => l.msg === 'scaling decision' && l.groupId === 'web');
+    expect(after.every((l) => l.from === 4 && l.to === 4)).toBe(true);
+    expect(after.map((l) => l.reason)).toContain('ScaleInStabilized');
+    expect(runningIn('web')).toBe(4);
+    const newer = db.prepare("SELECT reason FROM decisions WHERE group_id = 'web' AND id > ?").all(before) as { reason: string }[];
+    expect(newer.map((r) => r.reason)).not.toContain('ScaleIn');
+  }, 90_000);
+});
