@@ -3,7 +3,7 @@ import { systemClock, type Clock } from '../lib/clock.js';
 import type { Logger } from '../lib/logger.js';
 import { version } from '../lib/version.js';
 import { discoverIdentity, resolveIdentity, type DiscoverOptions, type Identity } from './identity.js';
-import { Reporter } from './reporter.js';
+import { Reporter, serverLink } from './reporter.js';
 import { SimulatedSampler, SystemSampler, type Sampler } from './sampler.js';
 
 /** How often an agent started with exitWithParent checks that its parent is still there. */
@@ -23,6 +23,11 @@ export interface AgentHandle {
    */
   readonly done: Promise<void>;
   stop(reason: string): Promise<void>;
+  /**
+   * Re-read AGENT_TLS_CA / AGENT_TLS_CERT / AGENT_TLS_KEY (SIGHUP); used from the next connection.
+   * Rejects with a ConfigError naming the bad key (the current files stay in use).
+   */
+  reloadTls(): Promise<void>;
 }
 
 /** Test seams. */
@@ -37,6 +42,8 @@ export interface AgentOptions {
  * starts when it is known (`ready`). A failed lookup rejects `ready` and `done`.
  */
 export function runAgent(cfg: AgentConfig, rootLog: Logger, clock: Clock = systemClock, opts: AgentOptions = {}): AgentHandle {
+  // TLS files are checked before anything starts: a bad one is a ConfigError thrown from here.
+  const link = serverLink(cfg, clock.now());
   const sampler: Sampler = cfg.simulate
     ? new SimulatedSampler({ noisePercent: cfg.simNoisePercent, slewPercentPerS: cfg.simSlewPercentPerS })
     : new SystemSampler();
@@ -60,9 +67,9 @@ export function runAgent(cfg: AgentConfig, rootLog: Logger, clock: Clock = syste
   };
   const begin = (identity: Identity): Identity => {
     log = rootLog.child({ component: 'agent', instanceId: identity.instanceId, groupId: identity.groupId });
-    reporter = new Reporter(cfg, identity, sampler, clock, rootLog);
+    reporter = new Reporter(cfg, identity, sampler, clock, rootLog, Math.random, link);
     log.info({
-      server: cfg.server, sampler: sampler.kind, version: version(), address: identity.address, identitySource: identity.source,
+      server: cfg.server, transport: link.transport, authToken: link.token !== '', sampler: sampler.kind, version: version(), address: identity.address, identitySource: identity.source,
       ...(identity.zone !== undefined ? { zone: identity.zone } : {}),
       ...(identity.instanceType !== undefined ? { instanceType: identity.instanceType } : {}),
     }, 'agent starting');
@@ -106,6 +113,11 @@ export function runAgent(cfg: AgentConfig, rootLog: Logger, clock: Clock = syste
     ready,
     done,
     stop,
+    reloadTls: async () => {
+      // Before the identity is known there is no reporter yet: check the files all the same.
+      if (reporter === undefined) serverLink(cfg, clock.now());
+      else reporter.reloadCredentials();
+    },
   };
 }
 

@@ -1,14 +1,53 @@
 import * as grpc from '@grpc/grpc-js';
-import type { AgentConfig } from '../config/agent.js';
+import { randomBytes } from 'node:crypto';
+import { SYSTEM_TRUST, type AgentConfig, type AgentTlsConfig } from '../config/agent.js';
+import { ConfigError } from '../config/shared.js';
 import type { Clock } from '../lib/clock.js';
 import type { Logger } from '../lib/logger.js';
 import { SESSION_METADATA_KEY, monitorProto, type HeartbeatAck__Output, type MonitorClient, type RegisterResponse__Output } from '../lib/proto.js';
+import { AGENT_KEY_METADATA_KEY, AUTHORIZATION_METADATA_KEY, loadCertificates, loadKeyPair, problemsOf, type KeyPair } from '../lib/tls.js';
 import { version } from '../lib/version.js';
 import type { Identity } from './identity.js';
 import type { GroupViewSnapshot, Sampler } from './sampler.js';
 
 /** Deadline of Register and Deregister calls. */
 export const CALL_DEADLINE_MS = 5_000;
+
+/** How the agent reaches the monitor server: channel credentials, channel options, call metadata. */
+export interface ServerLink {
+  readonly credentials: grpc.ChannelCredentials;
+  readonly options: grpc.ChannelOptions;
+  /** The shared token (AGENT_AUTH_TOKEN); empty: none sent. */
+  readonly token: string;
+  /** What the link is, for the log. */
+  readonly transport: 'plaintext' | 'tls' | 'mtls';
+}
+
+/**
+ * Load the agent's TLS files (AGENT_TLS_CA, AGENT_TLS_CERT, AGENT_TLS_KEY). Throws a ConfigError
+ * naming each unusable key; the CLI exits 78.
+ */
+export function serverLink(cfg: Pick<AgentConfig, 'tls' | 'authToken'>, now: number): ServerLink {
+  const tls: AgentTlsConfig | undefined = cfg.tls;
+  if (tls === undefined) return { credentials: grpc.credentials.createInsecure(), options: {}, token: cfg.authToken, transport: 'plaintext' };
+  const problems: string[] = [];
+  let ca: Buffer | null = null;
+  let pair: KeyPair | undefined;
+  if (tls.caFile !== SYSTEM_TRUST) {
+    try { ca = loadCertificates('AGENT_TLS_CA', tls.caFile).pem; } catch (err) { problems.push(...problemsOf(err)); }
+  }
+  if (tls.certFile !== undefined && tls.keyFile !== undefined) {
+    try { pair = loadKeyPair('AGENT_TLS_CERT', tls.certFile, 'AGENT_TLS_KEY', tls.keyFile, now); } catch (err) { problems.push(...problemsOf(err)); }
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+  return {
+    // null roots: Node's bundled CA store (AGENT_TLS_CA=system).
+    credentials: grpc.credentials.createSsl(ca, pair?.keyPem ?? null, pair?.cert.pem ?? null),
+    options: tls.serverName !== undefined ? { 'grpc.ssl_target_name_override': tls.serverName, 'grpc.default_authority': tls.serverName } : {},
+    token: cfg.authToken,
+    transport: pair !== undefined ? 'mtls' : 'tls',
+  };
+}
 
 interface Pending {
   seq: number;
@@ -36,7 +75,12 @@ export interface ReporterStats {
  */
 export class Reporter {
   private readonly log: Logger;
-  private readonly client: MonitorClient;
+  private client: MonitorClient;
+  /** A client with reloaded credentials, taken into use at the next connection. */
+  private nextClient: MonitorClient | undefined;
+  private link: ServerLink;
+  /** Drawn once per process: the server binds this agent's live session to it (identity.ts). */
+  private readonly agentKey = randomBytes(16).toString('hex');
   private buffer: Pending[] = [];
   private nextSeq = 1;
   /** Until the first registration, buffered seqs are provisional (renumbered after the server's last_seq). */
@@ -59,17 +103,49 @@ export class Reporter {
     private readonly clock: Clock,
     rootLog: Logger,
     private readonly random: () => number = Math.random,
+    link: ServerLink = serverLink(cfg, clock.now()),
   ) {
     this.log = rootLog.child({ component: 'reporter', instanceId: identity.instanceId });
     this.intervalMs = cfg.intervalMs;
+    this.link = link;
+    this.client = this.newClient(link);
+  }
+
+  /** How this reporter reaches the server, for the log. */
+  get transport(): ServerLink['transport'] {
+    return this.link.transport;
+  }
+
+  /**
+   * Re-read the TLS files (SIGHUP): the next connection uses them; the open stream keeps its
+   * connection. Throws a ConfigError naming the bad key, and the current files stay in use.
+   */
+  reloadCredentials(): void {
+    const link = serverLink(this.cfg, this.clock.now());
+    this.nextClient?.close();
+    this.nextClient = this.newClient(link);
+    this.link = link;
+    this.log.info({ transport: link.transport }, 'TLS files reloaded; used from the next connection');
+  }
+
+  private newClient(link: ServerLink): MonitorClient {
     const Ctor = monitorProto().monitor.v1.Monitor;
-    this.client = new Ctor(cfg.server, grpc.credentials.createInsecure(), {
+    return new Ctor(this.cfg.server, link.credentials, {
       'grpc.keepalive_time_ms': 10_000,
       'grpc.keepalive_timeout_ms': 5_000,
       'grpc.keepalive_permit_without_calls': 1,
-      'grpc.initial_reconnect_backoff_ms': cfg.reconnectMinMs,
-      'grpc.max_reconnect_backoff_ms': cfg.reconnectMaxMs,
+      'grpc.initial_reconnect_backoff_ms': this.cfg.reconnectMinMs,
+      'grpc.max_reconnect_backoff_ms': this.cfg.reconnectMaxMs,
+      ...link.options,
     });
+  }
+
+  /** Metadata every call carries: the token (if any) and this process's agent key. */
+  private metadata(): grpc.Metadata {
+    const md = new grpc.Metadata();
+    if (this.link.token !== '') md.set(AUTHORIZATION_METADATA_KEY, `Bearer ${this.link.token}`);
+    md.set(AGENT_KEY_METADATA_KEY, this.agentKey);
+    return md;
   }
 
   /** The last group view the server sent, if any. */
@@ -91,7 +167,7 @@ export class Reporter {
     const sessionId = this.sessionId;
     if (sessionId !== undefined) {
       await new Promise<void>((resolve) => {
-        this.client.Deregister({ session_id: sessionId, instance_id: this.identity.instanceId, reason },
+        this.client.Deregister({ session_id: sessionId, instance_id: this.identity.instanceId, reason }, this.metadata(),
           { deadline: Date.now() + Math.min(CALL_DEADLINE_MS, 2_000) }, (err) => {
             if (err) this.log.warn({ err: { code: err.code, details: err.details } }, 'deregister failed');
             resolve();
@@ -101,6 +177,7 @@ export class Reporter {
     this.stream?.cancel();
     await this.loop;
     this.client.close();
+    this.nextClient?.close();
     this.log.info({ ...this.stats, reason }, 'reporter stopped');
   }
 
@@ -140,6 +217,12 @@ export class Reporter {
   private async connectLoop(): Promise<void> {
     let attempt = 0;
     while (!this.stopped) {
+      if (this.nextClient !== undefined) {
+        // Reloaded credentials: the previous stream has ended, so its client can go.
+        this.client.close();
+        this.client = this.nextClient;
+        this.nextClient = undefined;
+      }
       try {
         const reg = await this.register();
         attempt = 0;
@@ -147,8 +230,13 @@ export class Reporter {
         await this.runStream(reg.session_id);
       } catch (err) {
         const e = err as grpc.ServiceError;
-        const fatal = e.code === grpc.status.NOT_FOUND || e.code === grpc.status.FAILED_PRECONDITION || e.code === grpc.status.INVALID_ARGUMENT;
-        if (!this.stopped) this.log[fatal ? 'error' : 'warn']({ code: e.code, details: e.details ?? e.message, attempt }, fatal ? 'monitor server refused this agent' : 'monitor server unreachable');
+        // Refusals that will not fix themselves soon. PERMISSION_DENIED (an instance the
+        // controller has not recorded yet: its launch is being written) and ALREADY_EXISTS (our
+        // previous connection's session is still live on the server) clear on their own.
+        const fatal = e.code === grpc.status.NOT_FOUND || e.code === grpc.status.FAILED_PRECONDITION || e.code === grpc.status.INVALID_ARGUMENT
+          || e.code === grpc.status.UNAUTHENTICATED;
+        const refused = fatal || e.code === grpc.status.PERMISSION_DENIED || e.code === grpc.status.ALREADY_EXISTS;
+        if (!this.stopped) this.log[fatal ? 'error' : 'warn']({ code: e.code, details: e.details ?? e.message, attempt }, refused ? 'monitor server refused this agent' : 'monitor server unreachable');
         // Refusals will not fix themselves quickly: retry at the slowest pace.
         if (fatal) attempt = 30;
       }
@@ -174,6 +262,7 @@ export class Reporter {
     return new Promise((resolve, reject) => {
       this.client.Register(
         { instance_id: this.identity.instanceId, group_id: this.identity.groupId, agent_version: version(), address: this.identity.address },
+        this.metadata(),
         { deadline: Date.now() + CALL_DEADLINE_MS },
         (err, res) => (err || res === undefined ? reject(err ?? new Error('empty response')) : resolve(res)),
       );
@@ -203,7 +292,7 @@ export class Reporter {
   /** Resolves when the stream ends, for whatever reason. */
   private runStream(sessionId: string): Promise<void> {
     return new Promise((resolve, reject) => {
-      const md = new grpc.Metadata();
+      const md = this.metadata();
       md.set(SESSION_METADATA_KEY, sessionId);
       const stream = this.client.Heartbeats(md);
       this.stream = stream;

@@ -9,6 +9,7 @@ import { userInfo } from 'node:os';
 import { formatProblems, parseGroup, parsePolicy, type GroupDocument, type PolicyProblem } from '../domain/policy.js';
 import { ProfileSpecError, parseDuration } from '../sim/profile.js';
 import type { Db } from '../store/db.js';
+import type { PolicyState } from '../domain/state.js';
 import type { GroupRow, GroupStore } from '../store/groups.js';
 import { clean } from './format.js';
 
@@ -112,7 +113,7 @@ function parseValue(text: string): unknown {
   }
 }
 
-function describeGroup(g: GroupRow): string {
+function describeGroup(g: GroupRow, forecast: PolicyState['forecast'], next: (s: GroupRow['policy']['schedules'][number]) => string): string {
   const p = g.policy;
   const lines = [
     `group ${g.id} · revision ${g.revision} · min ${g.minSize} max ${g.maxSize} desired ${g.desired}${g.paused ? ' · PAUSED' : ''}${g.dryRun ? ' · DRY-RUN' : ''}`,
@@ -122,9 +123,11 @@ function describeGroup(g: GroupRow): string {
     `  behavior: up ${p.behavior.scaleUp.selectPolicy} of [${p.behavior.scaleUp.policies.map((r) => `${r.type === 'instances' ? `+${r.value}` : `+${r.value}%`}/${r.periodMs / 1000}s`).join(', ')}], window ${p.behavior.scaleUp.stabilizationMs / 1000}s; `
       + `down ${p.behavior.scaleDown.selectPolicy} of [${p.behavior.scaleDown.policies.map((r) => `${r.type === 'instances' ? `−${r.value}` : `−${r.value}%`}/${r.periodMs / 1000}s`).join(', ')}], window ${p.behavior.scaleDown.stabilizationMs / 1000}s`,
     `  saturation: ${p.saturation.enabled ? `${p.saturation.metric} ≥ ${p.saturation.level}% on ${p.saturation.share * 100}% of ready instances` : 'off'}`,
-    ...p.step.map((s) => `  step ${s.name}: ${s.metric} ${s.comparison === 'gt' ? '>' : '<'} ${s.threshold}% → ${s.adjustmentType} ${s.steps.map((x) => `[${x.lower ?? '-∞'}, ${x.upper ?? '∞'}): ${x.adjustment}`).join(' ')}, cooldown ${s.cooldownMs / 1000}s`),
-    ...p.schedules.map((s) => `  schedule ${s.name}: "${s.cron}" ${s.timezone} for ${s.durationMs / 60_000} min →${s.minSize !== undefined ? ` min ${s.minSize}` : ''}${s.maxSize !== undefined ? ` max ${s.maxSize}` : ''}${s.desired !== undefined ? ` desired ≥ ${s.desired}` : ''}`),
-    `  predictive: ${p.predictive.mode}${p.predictive.mode === 'off' ? '' : ` (${p.predictive.metric} at ${p.predictive.target}%, lead ${p.predictive.leadMs / 1000}s, season ${p.predictive.seasonMs / 3_600_000}h)`}`,
+    ...p.step.map((s) => `  step ${s.name}: ${s.metric} ${s.comparison === 'gt' ? '>' : '<'} ${s.threshold}% → ${s.adjustmentType} ${s.steps.map((x) => (s.comparison === 'gt' ? `[${x.lower ?? '-∞'}, ${x.upper ?? '∞'})` : `(${x.lower ?? '-∞'}, ${x.upper ?? '∞'}]`) + `: ${x.adjustment}`).join(' ')}, cooldown ${s.cooldownMs / 1000}s`),
+    ...p.schedules.map((s) => `  schedule ${s.name}: "${s.cron}" ${s.timezone} for ${s.durationMs / 60_000} min →${s.minSize !== undefined ? ` min ${s.minSize}` : ''}${s.maxSize !== undefined ? ` max ${s.maxSize}` : ''}${s.desired !== undefined ? ` desired ≥ ${s.desired}` : ''}; ${next(s)}`),
+    `  predictive: ${p.predictive.mode}${p.predictive.mode === 'off' ? '' : ` (${p.predictive.metric} at ${p.predictive.target}%, lead ${p.predictive.leadMs / 1000}s, season ${p.predictive.seasonMs / 3_600_000}h)`}`
+      + (forecast === undefined ? (p.predictive.mode === 'off' ? '' : '; no forecast yet (needs a season of history)')
+        : `; last forecast at ${new Date(forecast.at).toISOString()}: demand ${forecast.demand.toFixed(0)}% at ${new Date(forecast.forAt).toISOString()} → ${forecast.desired} instance(s)`),
     `  outage guard: ${p.outageGuard.enabled ? `a drop of ${p.outageGuard.drop * 100}% within ${p.outageGuard.windowMs / 1000}s holds scale-in for ${p.outageGuard.holdMs / 1000}s` : 'off'}`,
   ];
   return lines.join('\n');
@@ -142,7 +145,11 @@ export function addGroupCommands(program: Command, store: StoreAccess): void {
       const groups = (await groupStore(db)).list();
       if (opts.json) return out(JSON.stringify(groups, null, 2));
       if (groups.length === 0) return out('no groups (autoscaler group apply FILE creates one)');
-      for (const g of groups) out(`${g.id}  min ${g.minSize} max ${g.maxSize} desired ${g.desired}  revision ${g.revision}${g.paused ? '  paused' : ''}${g.dryRun ? '  dry-run' : ''}${g.override ? `  manual ${g.override.desired}` : ''}`);
+      const now = Date.now();
+      for (const g of groups) {
+        const manual = g.override !== undefined && (g.override.until === null || g.override.until > now) ? `  manual ${g.override.desired}` : '';
+        out(`${g.id}  min ${g.minSize} max ${g.maxSize} desired ${g.desired}  revision ${g.revision}${g.paused ? '  paused' : ''}${g.dryRun ? '  dry-run' : ''}${manual}`);
+      }
     }));
   group
     .command('apply')
@@ -170,7 +177,16 @@ export function addGroupCommands(program: Command, store: StoreAccess): void {
     .option('--db <path>', 'SQLite file (AUTOSCALER_DB)')
     .action((id: string, opts: { json?: boolean; db?: string }) => store.withDb(opts, true, async (db) => {
       const g = mustGet(await groupStore(db), id);
-      out(opts.json ? JSON.stringify({ id: g.id, minSize: g.minSize, maxSize: g.maxSize, policy: g.policy }, null, 2) : describeGroup(g));
+      const { PolicyStateStore } = await import('../store/policy-state.js');
+      const { nextWindow, openWindows } = await import('../controller/schedules.js');
+      const now = Date.now();
+      const next = (s: GroupRow['policy']['schedules'][number]) => {
+        const open = openWindows([s], now)[0];
+        if (open !== undefined) return `open until ${new Date(open.endsAt).toISOString()}`;
+        const w = nextWindow(s, now);
+        return w === undefined ? 'never opens' : `next ${new Date(w.startsAt).toISOString()} – ${new Date(w.endsAt).toISOString()}`;
+      };
+      out(opts.json ? JSON.stringify({ id: g.id, minSize: g.minSize, maxSize: g.maxSize, policy: g.policy }, null, 2) : describeGroup(g, new PolicyStateStore(db).get(id)?.forecast, next));
     }));
   policy
     .command('set')

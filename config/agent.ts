@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { hostOf, isLoopbackHost, redactingSecrets, tokenProblem } from '../lib/tls.js';
 import { address, bool, compileConfig, type CrossCheck, id, int, logLevel, num, str, type ConfigSources } from './shared.js';
 
 /** Monitor server the agent dials. */
@@ -24,6 +25,11 @@ export const DEFAULT_IMDS_ATTEMPTS = 3;
 export const IDENTITY_SOURCES = ['static', 'imds', 'hostname'] as const;
 export type IdentitySource = (typeof IDENTITY_SOURCES)[number];
 
+/** AGENT_TLS_CA value that trusts the system's CA store instead of a file. */
+export const SYSTEM_TRUST = 'system';
+/** A DNS name as it appears in a certificate's SAN. */
+const SERVER_NAME = /^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}))*$/;
+
 /** http://host[:port] with no path: IPv4, [IPv6] or a name. */
 const IMDS_ENDPOINT = /^http:\/\/(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?\/?$/;
 
@@ -46,8 +52,20 @@ const shape = {
   AGENT_SIM_NOISE_PERCENT: num(2, 0, 50),
   AGENT_SIM_SLEW_PERCENT_PER_S: num(25, 0.1, 1_000),
   AGENT_EXIT_WITH_PARENT: bool(false),
+  AGENT_TLS_CA: str(''),
+  AGENT_TLS_CERT: str(''),
+  AGENT_TLS_KEY: str(''),
+  AGENT_TLS_SERVER_NAME: z.string().regex(SERVER_NAME, { error: 'must be a DNS name (the name in the monitor server certificate)' }).optional(),
+  AGENT_AUTH_TOKEN: z.string().default('').check((ctx) => {
+    const problem = ctx.value === '' ? undefined : tokenProblem(ctx.value);
+    if (problem !== undefined) ctx.issues.push({ code: 'custom', message: problem, input: ctx.value });
+  }),
+  AGENT_INSECURE: bool(false),
   LOG_LEVEL: logLevel(),
 };
+
+/** Keys whose values are never echoed in error messages. */
+const SECRET_KEYS = ['AGENT_AUTH_TOKEN'];
 
 const checks: readonly CrossCheck<typeof shape>[] = [
   (c) => (c.AGENT_RECONNECT_MAX_MS !== undefined && c.AGENT_RECONNECT_MIN_MS !== undefined && c.AGENT_RECONNECT_MAX_MS < c.AGENT_RECONNECT_MIN_MS
@@ -57,7 +75,27 @@ const checks: readonly CrossCheck<typeof shape>[] = [
   // Two sources of truth for one id is a mistake waiting to register a stranger row.
   (c) => (c.AGENT_IDENTITY !== undefined && c.AGENT_IDENTITY !== 'static' && c.AGENT_INSTANCE_ID
     ? ['AGENT_INSTANCE_ID', `is set but AGENT_IDENTITY=${c.AGENT_IDENTITY} ignores it: unset one of the two`] : undefined),
+  (c) => (c.AGENT_TLS_CERT && !c.AGENT_TLS_KEY ? ['AGENT_TLS_KEY', 'must be set with AGENT_TLS_CERT (the private key of that certificate)'] : undefined),
+  (c) => (c.AGENT_TLS_KEY && !c.AGENT_TLS_CERT ? ['AGENT_TLS_CERT', 'must be set with AGENT_TLS_KEY (the certificate of that key)'] : undefined),
+  (c) => (!c.AGENT_TLS_CA && (c.AGENT_TLS_CERT || c.AGENT_TLS_KEY || c.AGENT_TLS_SERVER_NAME)
+    ? ['AGENT_TLS_CA', `must be set when ${c.AGENT_TLS_CERT ? 'AGENT_TLS_CERT' : c.AGENT_TLS_KEY ? 'AGENT_TLS_KEY' : 'AGENT_TLS_SERVER_NAME'} is: the CA file that signed the monitor server certificate, or "${SYSTEM_TRUST}"`] : undefined),
+  (c) => (c.AGENT_INSECURE === true && c.AGENT_TLS_CA
+    ? ['AGENT_INSECURE', 'is true but AGENT_TLS_CA is set, so TLS is used anyway: unset one of the two'] : undefined),
+  // Plaintext beyond this host lets anyone on the path read and forge heartbeats: only on request.
+  (c) => (c.AGENT_SERVER !== undefined && !c.AGENT_TLS_CA && c.AGENT_INSECURE === false && !isLoopbackHost(hostOf(c.AGENT_SERVER))
+    ? ['AGENT_SERVER', `is not a loopback address and no TLS is configured: set AGENT_TLS_CA (the CA of the monitor server certificate, or "${SYSTEM_TRUST}"), or AGENT_INSECURE=true to allow plaintext`] : undefined),
 ];
+
+/** TLS towards the monitor server. */
+export interface AgentTlsConfig {
+  /** CA file that signed the server certificate, or `system` for the system CA store. */
+  readonly caFile: string;
+  /** Client certificate and key for mutual TLS; undefined: none presented. */
+  readonly certFile: string | undefined;
+  readonly keyFile: string | undefined;
+  /** Name expected in the server certificate instead of AGENT_SERVER's host. */
+  readonly serverName: string | undefined;
+}
 
 /** Fully-defaulted, frozen agent configuration. */
 export interface AgentConfig {
@@ -95,6 +133,12 @@ export interface AgentConfig {
   readonly simSlewPercentPerS: number;
   /** Exit when the parent process goes away (set by the local provider). Default false. */
   readonly exitWithParent: boolean;
+  /** TLS to the monitor server (AGENT_TLS_*); undefined: plaintext (loopback, or AGENT_INSECURE=true). */
+  readonly tls: AgentTlsConfig | undefined;
+  /** Shared token sent as `authorization: Bearer <token>` (AGENT_AUTH_TOKEN); empty: none. */
+  readonly authToken: string;
+  /** Plaintext allowed to a non-loopback server. Default false. */
+  readonly insecure: boolean;
   readonly logLevel: z.output<ReturnType<typeof logLevel>>;
 }
 
@@ -102,7 +146,7 @@ export interface AgentConfig {
 export const AGENT_CONFIG_KEYS: readonly string[] = Object.keys(shape);
 
 export function loadAgentConfig(sources: ConfigSources): AgentConfig {
-  const c = compileConfig(shape, sources, checks);
+  const c = redactingSecrets(SECRET_KEYS, () => compileConfig(shape, sources, checks));
   return Object.freeze({
     server: c.AGENT_SERVER,
     groupId: c.AGENT_GROUP,
@@ -120,6 +164,11 @@ export function loadAgentConfig(sources: ConfigSources): AgentConfig {
     simNoisePercent: c.AGENT_SIM_NOISE_PERCENT,
     simSlewPercentPerS: c.AGENT_SIM_SLEW_PERCENT_PER_S,
     exitWithParent: c.AGENT_EXIT_WITH_PARENT,
+    tls: c.AGENT_TLS_CA
+      ? Object.freeze({ caFile: c.AGENT_TLS_CA, certFile: c.AGENT_TLS_CERT || undefined, keyFile: c.AGENT_TLS_KEY || undefined, serverName: c.AGENT_TLS_SERVER_NAME })
+      : undefined,
+    authToken: c.AGENT_AUTH_TOKEN,
+    insecure: c.AGENT_INSECURE,
     logLevel: c.LOG_LEVEL,
   });
 }

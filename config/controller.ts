@@ -19,6 +19,16 @@ export const DEFAULT_BOOT_TIMEOUT_MS = { local: 60_000, aws: 600_000 } as const;
  * launched or first seen: EC2's DescribeInstances lags RunInstances (eventual consistency).
  */
 export const DEFAULT_LISTING_GRACE_MS = { local: 5_000, aws: 120_000 } as const;
+/**
+ * An instance the monitor declares dead while the provider still runs it is "unreachable"
+ * (a partition, a wedged agent, a monitor-side stall): replaced only after this long. On EC2 a
+ * replacement costs minutes of capacity and money, so AWS waits 5 minutes.
+ */
+export const DEFAULT_UNREACHABLE_REPLACE_MS = { local: 5_000, aws: 300_000 } as const;
+/** At least this share of a group silent at once (and at least 2): fail static. */
+export const DEFAULT_FAIL_STATIC_SHARE = 0.5;
+/** Replace at most this percent of a group at a time, at least one (AWS: 10 %). */
+export const DEFAULT_MAX_REPLACE_PERCENT = 10;
 /** A sample older than this is not used for decisions (the instance counts as not ready). */
 export const DEFAULT_METRIC_MAX_AGE_MS = 30_000;
 /** SDK attempts per AWS call (first included), adaptive retry mode. */
@@ -45,6 +55,9 @@ const shape = {
   CONTROLLER_BOOT_TIMEOUT_MS: optionalInt(1_000, 86_400_000),
   CONTROLLER_LISTING_GRACE_MS: optionalInt(0, 86_400_000),
   CONTROLLER_METRIC_MAX_AGE_MS: int(DEFAULT_METRIC_MAX_AGE_MS, 100, 3_600_000),
+  CONTROLLER_UNREACHABLE_REPLACE_MS: optionalInt(0, 86_400_000),
+  CONTROLLER_FAIL_STATIC_SHARE: num(DEFAULT_FAIL_STATIC_SHARE, 0.01, 1),
+  CONTROLLER_MAX_REPLACE_PERCENT: num(DEFAULT_MAX_REPLACE_PERCENT, 1, 100),
   CONTROLLER_UNKNOWN_INSTANCES: z.enum(['adopt', 'terminate'], { error: 'must be adopt or terminate' }).default('adopt'),
   CONTROLLER_SCALE_IN_ORDER: z.enum(SCALE_IN_ORDERS, { error: `must be one of: ${SCALE_IN_ORDERS.join(', ')}` }).default('az-balance-oldest'),
   AWS_REGION: z.string().regex(/^$|^[a-z]{2}(-[a-z]+)+-\d+$/, { error: 'must be a region name such as eu-west-1' }).default(''),
@@ -104,6 +117,12 @@ export interface ControllerConfig {
   readonly bootTimeoutMs: number;
   /** An instance missing from the provider's listing is gone only this long after its launch, ms. Default 5 000 local, 120 000 AWS. */
   readonly listingGraceMs: number;
+  /** A silent instance the provider still runs is replaced only after this long, ms. Default 5 000 local, 300 000 AWS. */
+  readonly unreachableReplaceMs: number;
+  /** At least this share of a group silent at once (and at least 2): no termination, no scale-in. Default 0.5. */
+  readonly failStaticShare: number;
+  /** Replacements of instances that may still serve: at most this percent of the group at a time (at least 1). Default 10. */
+  readonly maxReplacePercent: number;
   /** Samples older than this are not used: the instance counts as not ready, ms. Default 30 000. */
   readonly metricMaxAgeMs: number;
   /** What to do with a provider instance of the group that the store does not know. Default adopt. */
@@ -255,6 +274,9 @@ export function loadControllerConfig(sources: ConfigSources): ControllerConfig {
     bootTimeoutMs: c.CONTROLLER_BOOT_TIMEOUT_MS ?? DEFAULT_BOOT_TIMEOUT_MS[aws ? 'aws' : 'local'],
     listingGraceMs: c.CONTROLLER_LISTING_GRACE_MS ?? DEFAULT_LISTING_GRACE_MS[aws ? 'aws' : 'local'],
     metricMaxAgeMs: c.CONTROLLER_METRIC_MAX_AGE_MS,
+    unreachableReplaceMs: c.CONTROLLER_UNREACHABLE_REPLACE_MS ?? DEFAULT_UNREACHABLE_REPLACE_MS[aws ? 'aws' : 'local'],
+    failStaticShare: c.CONTROLLER_FAIL_STATIC_SHARE,
+    maxReplacePercent: c.CONTROLLER_MAX_REPLACE_PERCENT,
     unknownInstances: c.CONTROLLER_UNKNOWN_INSTANCES,
     scaleInOrder: c.CONTROLLER_SCALE_IN_ORDER,
     aws: Object.freeze({

@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import { DEFAULT_DB_PATH, compileConfig, type CrossCheck, int, logLevel, port, str, type ConfigSources } from './shared.js';
+import { isLoopbackHost, redactingSecrets, tokenProblem } from '../lib/tls.js';
+import { DEFAULT_DB_PATH, bool, compileConfig, type CrossCheck, int, logLevel, port, str, type ConfigSources } from './shared.js';
 
 /** Heartbeat interval announced to agents. */
 export const DEFAULT_HEARTBEAT_INTERVAL_MS = 1_000;
@@ -63,8 +64,24 @@ const shape = {
   MONITOR_MAX_HEARTBEAT_BYTES: int(DEFAULT_MAX_HEARTBEAT_BYTES, 64, 4 * 1024 * 1024),
   MONITOR_REFUSED_LOG_INTERVAL_MS: int(DEFAULT_REFUSED_LOG_INTERVAL_MS, 100, 3_600_000),
   MONITOR_STATUS_CACHE_MS: int(DEFAULT_STATUS_CACHE_MS, 0, 600_000),
+  MONITOR_TLS_CERT: str(''),
+  MONITOR_TLS_KEY: str(''),
+  MONITOR_TLS_CLIENT_CA: str(''),
+  MONITOR_AUTH_TOKEN: z.string().default('')
+    .transform((v) => v.split(',').map((t) => t.trim()).filter((t) => t !== ''))
+    .check((ctx) => {
+      for (const t of ctx.value) {
+        const problem = tokenProblem(t);
+        if (problem !== undefined) ctx.issues.push({ code: 'custom', message: `each comma-separated token ${problem}`, input: ctx.value });
+      }
+    }),
+  MONITOR_INSECURE: bool(false),
+  MONITOR_ALLOW_UNKNOWN_INSTANCES: bool(false),
   LOG_LEVEL: logLevel(),
 };
+
+/** Keys whose values are never echoed in error messages. */
+const SECRET_KEYS = ['MONITOR_AUTH_TOKEN'];
 
 const checks: readonly CrossCheck<typeof shape>[] = [
   (c) => (c.MONITOR_SUSPECT_AFTER_MS !== undefined && c.MONITOR_HEARTBEAT_INTERVAL_MS !== undefined && c.MONITOR_SUSPECT_AFTER_MS <= c.MONITOR_HEARTBEAT_INTERVAL_MS
@@ -73,7 +90,27 @@ const checks: readonly CrossCheck<typeof shape>[] = [
     ? ['MONITOR_MAX_QUEUED_ROWS', 'must be >= MONITOR_FLUSH_MAX_ROWS'] : undefined),
   (c) => (c.MONITOR_DEAD_AFTER_MS !== undefined && c.MONITOR_SUSPECT_AFTER_MS !== undefined && c.MONITOR_DEAD_AFTER_MS <= c.MONITOR_SUSPECT_AFTER_MS
     ? ['MONITOR_DEAD_AFTER_MS', 'must be > MONITOR_SUSPECT_AFTER_MS'] : undefined),
+  (c) => (c.MONITOR_TLS_CERT && !c.MONITOR_TLS_KEY ? ['MONITOR_TLS_KEY', 'must be set with MONITOR_TLS_CERT (the private key of that certificate)'] : undefined),
+  (c) => (c.MONITOR_TLS_KEY && !c.MONITOR_TLS_CERT ? ['MONITOR_TLS_CERT', 'must be set with MONITOR_TLS_KEY (the certificate of that key)'] : undefined),
+  (c) => (c.MONITOR_TLS_CLIENT_CA && !c.MONITOR_TLS_CERT
+    ? ['MONITOR_TLS_CLIENT_CA', 'needs MONITOR_TLS_CERT and MONITOR_TLS_KEY: mutual TLS is TLS first'] : undefined),
+  (c) => (c.MONITOR_INSECURE === true && c.MONITOR_TLS_CERT
+    ? ['MONITOR_INSECURE', 'is true but MONITOR_TLS_CERT is set, so TLS is used anyway: unset one of the two'] : undefined),
+  // Plaintext beyond this host lets anyone on the path read and forge heartbeats: only on request.
+  (c) => (c.MONITOR_GRPC_HOST !== undefined && !c.MONITOR_TLS_CERT && c.MONITOR_INSECURE === false && !isLoopbackHost(c.MONITOR_GRPC_HOST)
+    ? ['MONITOR_GRPC_HOST', 'is not a loopback address and the gRPC listener has no TLS: set MONITOR_TLS_CERT and MONITOR_TLS_KEY '
+      + '(`autoscaler certs init DIR` makes them; add MONITOR_TLS_CLIENT_CA for mutual TLS), or MONITOR_INSECURE=true to allow plaintext'] : undefined),
 ];
+
+/** PEM files of the gRPC listener's TLS; re-read by reloadTls() (SIGHUP). */
+export interface MonitorTlsFiles {
+  /** Server certificate (chain, leaf first). */
+  readonly certFile: string;
+  /** Its unencrypted private key. */
+  readonly keyFile: string;
+  /** CA bundle that client certificates must chain to; set: mutual TLS is required. */
+  readonly clientCaFile: string | undefined;
+}
 
 /** Fully-defaulted, frozen monitor server configuration. */
 export interface MonitorServerConfig {
@@ -115,6 +152,14 @@ export interface MonitorServerConfig {
   readonly refusedLogIntervalMs: number;
   /** `/api/status` cache lifetime, ms (0: rebuild per request). Default 1 000. */
   readonly statusCacheMs: number;
+  /** TLS on the gRPC listener (MONITOR_TLS_CERT/KEY/CLIENT_CA); undefined: plaintext. Default none. */
+  readonly tls: MonitorTlsFiles | undefined;
+  /** Shared tokens accepted as `authorization: Bearer <token>` (MONITOR_AUTH_TOKEN, comma-separated); empty: none asked. */
+  readonly authTokens: readonly string[];
+  /** Plaintext allowed on a non-loopback gRPC address. Default false. */
+  readonly insecure: boolean;
+  /** Register accepted for ids the store does not know (standalone agents without a controller). Default false. */
+  readonly allowUnknownInstances: boolean;
   readonly logLevel: z.output<ReturnType<typeof logLevel>>;
 }
 
@@ -122,7 +167,7 @@ export interface MonitorServerConfig {
 export const MONITOR_SERVER_CONFIG_KEYS: readonly string[] = Object.keys(shape);
 
 export function loadMonitorServerConfig(sources: ConfigSources): MonitorServerConfig {
-  const c = compileConfig(shape, sources, checks);
+  const c = redactingSecrets(SECRET_KEYS, () => compileConfig(shape, sources, checks));
   return Object.freeze({
     dbPath: c.AUTOSCALER_DB,
     grpcHost: c.MONITOR_GRPC_HOST,
@@ -145,6 +190,12 @@ export function loadMonitorServerConfig(sources: ConfigSources): MonitorServerCo
     maxHeartbeatBytes: c.MONITOR_MAX_HEARTBEAT_BYTES,
     refusedLogIntervalMs: c.MONITOR_REFUSED_LOG_INTERVAL_MS,
     statusCacheMs: c.MONITOR_STATUS_CACHE_MS,
+    tls: c.MONITOR_TLS_CERT
+      ? Object.freeze({ certFile: c.MONITOR_TLS_CERT, keyFile: c.MONITOR_TLS_KEY, clientCaFile: c.MONITOR_TLS_CLIENT_CA || undefined })
+      : undefined,
+    authTokens: Object.freeze([...c.MONITOR_AUTH_TOKEN]),
+    insecure: c.MONITOR_INSECURE,
+    allowUnknownInstances: c.MONITOR_ALLOW_UNKNOWN_INSTANCES,
     logLevel: c.LOG_LEVEL,
   });
 }

@@ -158,15 +158,61 @@ describe('Controller.tick', () => {
     expect(instances.get('web-1')?.state).toBe('terminated'); // the listing now says gone
   });
 
-  it('replaces an instance the monitor server declared dead', async () => {
+  it('an instance declared dead that the provider still runs is unreachable: replaced after CONTROLLER_UNREACHABLE_REPLACE_MS', async () => {
     monitorBeat();
     await controller.tick();
     reportCpu('web-1', 50);
     instances.setLiveness('web-1', 'dead', 'no heartbeat for 4600 ms', clock.now());
-    await controller.tick();
-    expect(events.recentDecisions('web', 5).find((d) => d.reason === 'ReplaceUnhealthy')?.message).toBe('replacing 1 instance(s): web-1 dead (no heartbeat for 4600 ms)');
+    await step(4_000); // within the default 5 s (local): the provider says it runs, so wait
+    expect(events.recentDecisions('web', 5).find((d) => d.reason === 'ReplaceUnhealthy')).toBeUndefined();
+    await step(1_000);
+    expect(events.recentDecisions('web', 5).find((d) => d.reason === 'ReplaceUnhealthy')?.message).toBe('replacing 1 instance(s): web-1 unreachable for 5s (no heartbeat for 4600 ms; fake still runs it)');
     expect(instances.get('web-1')?.state).toBe('terminating');
     expect(instances.get('web-2')?.state).toBe('pending');
+  });
+
+  it('an instance declared dead that the provider no longer lists is replaced at once', async () => {
+    monitorBeat();
+    await controller.tick();
+    reportCpu('web-1', 50);
+    instances.setLiveness('web-1', 'dead', 'no heartbeat for 4600 ms', clock.now());
+    provider.lose('web-1', 'terminated');
+    await controller.tick();
+    expect(events.recentDecisions('web', 5).find((d) => d.reason === 'ReplaceUnhealthy')?.message).toContain('web-1 dead');
+  });
+
+  it('fail static: half the group silent at once terminates nothing and does not scale in; an event says why', async () => {
+    for (let n = 0; n < 4; n++) provider.add('web', 'x');
+    monitorBeat();
+    await controller.tick();
+    for (const id of ['web-1', 'web-2', 'web-3', 'web-4']) reportCpu(id, 10);
+    instances.setLiveness('web-1', 'dead', 'no heartbeat for 9000 ms', clock.now());
+    instances.setLiveness('web-2', 'suspect', 'no heartbeat for 3000 ms', clock.now());
+    await step(60_000);
+    for (const id of ['web-3', 'web-4']) reportCpu(id, 10);
+    await step(1_000);
+    expect(provider.calls.filter((c) => c.startsWith('terminate'))).toEqual([]);
+    expect(events.recentDecisions('web', 1)[0]).toMatchObject({ reason: 'FailStatic', message: expect.stringContaining('2 of 4 instances silent at once') });
+    instances.register({ id: 'web-1', groupId: 'web', address: '', agentVersion: '' }, clock.now());
+    instances.register({ id: 'web-2', groupId: 'web', address: '', agentVersion: '' }, clock.now());
+    for (const id of ['web-1', 'web-2', 'web-3', 'web-4']) sample(id, 10);
+    await step(1_000); // they are back: normal operation, the low load scales in
+    expect(events.recentDecisions('web', 1)[0]).toMatchObject({ reason: 'ScaleIn' });
+  });
+
+  it('replacements of instances that may still serve: at most 10 % of the group at a time, at least one', async () => {
+    const big = loadControllerConfig({ env: { ...env, GROUP_MIN_SIZE: '10', GROUP_MAX_SIZE: '20', CONTROLLER_UNREACHABLE_REPLACE_MS: '0', CONTROLLER_FAIL_STATIC_SHARE: '0.9' } });
+    const c = makeController(big);
+    for (let n = 0; n < 10; n++) provider.add('web', 'x');
+    monitorBeat();
+    await c.tick();
+    const ids = rows().map((r) => r.id);
+    for (const id of ids) reportCpu(id, 50);
+    for (const id of ids.slice(0, 3)) instances.setLiveness(id, 'dead', 'no heartbeat for 9000 ms', clock.now());
+    await step(1_000, c);
+    expect(events.recentDecisions('web', 5).find((d) => d.reason === 'ReplaceUnhealthy')?.message).toMatch(/^replacing 1 instance\(s\): web-1 unreachable .*; 2 more wait \(at most 1 at a time\)$/);
+    await step(1_000, c); // the replacement is still launching: the others wait
+    expect(provider.calls.filter((x) => x.startsWith('terminate'))).toEqual(['terminate web-1']);
   });
 
   it('marks an instance the provider reports gone as dead at once and replaces it', async () => {
@@ -187,7 +233,7 @@ describe('Controller.tick', () => {
     reportCpu('web-1', 50);
     instances.setLiveness('web-1', 'dead', 'silent', clock.now());
     provider.failTerminate = 'Throttled';
-    await controller.tick();
+    await step(5_000); // unreachable long enough to be replaced
     expect(instances.get('web-1')?.state).toBe('terminating');
     expect(events.recentActivities('web', 5).find((a) => a.action === 'terminate')).toMatchObject({ outcome: 'failed', error: expect.stringContaining('Throttled') });
     provider.failTerminate = undefined;
@@ -404,7 +450,7 @@ describe('cloud-owned lifecycle (an Auto Scaling group)', () => {
     await c.tick();
     for (const id of ['web-1', 'web-2', 'web-3']) reportCpu(id, 40);
     instances.setLiveness('web-3', 'dead', 'silent', clock.now());
-    await step(1_000, c);
+    await step(5_000, c);
     expect(asg.calls.filter((x) => x.startsWith('terminate'))).toEqual(['terminate web-3 keep']);
     reportCpu('web-1', 10);
     reportCpu('web-2', 10);
@@ -500,5 +546,22 @@ describe('groups and policies live in the store', () => {
     for (const id of rows().map((r) => r.id)) reportCpu(id, 5);
     await step(0);
     expect(events.recentDecisions('web', 1)[0]).toMatchObject({ reason: 'ScaleIn', from: 3, to: 1 });
+  });
+});
+
+describe('dry-run leaves no trace in the policy state', () => {
+  it('a dry run spends no rate-limit allowance: turned off, the group scales at once', async () => {
+    const groups = new GroupStore(db);
+    for (let n = 0; n < 2; n++) provider.add('web', 'x');
+    monitorBeat();
+    await controller.tick();
+    groups.setDryRun('web', true, clock.now(), 'ops');
+    for (const id of ['web-1', 'web-2']) reportCpu(id, 80);
+    await step(1_000);
+    expect(events.recentDecisions('web', 1)[0]?.message).toMatch(/^dry-run, would go 2 → 4/);
+    groups.setDryRun('web', false, clock.now(), 'ops');
+    for (const id of ['web-1', 'web-2']) reportCpu(id, 80);
+    await step(1_000);
+    expect(events.recentDecisions('web', 1)[0]).toMatchObject({ reason: 'ScaleOut', from: 2, to: 4 });
   });
 });

@@ -19,6 +19,9 @@ import { EMPTY_POLICY_STATE, type DecisionReason, type ScalingDecision } from '.
 import { openWindows } from './schedules.js';
 import { asProviderError, type InstanceProvider, type ProviderError, type ProviderInstance, type ProviderListing } from './providers/types.js';
 
+/** Per-minute history is kept this long (AWS predictive scaling reads 14 days). */
+export const MINUTES_RETENTION_MS = 15 * 86_400_000;
+const PRUNE_EVERY_MS = 600_000;
 /** Predictive scaling reads this much history beyond one season plus its lead. */
 const HISTORY_MARGIN_MS = 3_600_000;
 /** How often the controller writes its own heartbeat to the store. */
@@ -64,6 +67,7 @@ export class Controller {
   private beatTimer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
   private stopped = false;
+  private prunedAt = Number.NEGATIVE_INFINITY;
   private readonly startedAt: number;
   /** Evaluations completed, for tests and the status view. */
   ticks = 0;
@@ -138,9 +142,11 @@ export class Controller {
     let groups: GroupRow[] = [];
     try {
       groups = this.groups.list();
+      for (const bad of this.groups.invalid) this.log.error({ groupId: bad.id, problem: bad.problem }, 'group skipped: its stored policy is invalid (fix it with autoscaler group apply)');
     } catch (err) {
       this.log.error({ err }, 'cannot read the groups');
     }
+    this.pruneHistory();
     for (const group of groups) {
       try {
         await this.evaluate(group);
@@ -187,7 +193,8 @@ export class Controller {
     if (unknown.length > 0) await this.terminate(group, mem, unknown, 'not launched by this controller (CONTROLLER_UNKNOWN_INSTANCES=terminate)', false);
     if (unfinished.length > 0) await this.terminate(group, mem, unfinished, `still running ${Math.round(TERMINATE_RETRY_MS / 1000)}s after termination was asked: asking again`, false);
     await this.resumeIntents(group, mem);
-    await this.replaceUnhealthy(group, mem, listing);
+    const frozen = this.failStatic(this.instances.listGroup(group.id));
+    if (frozen === undefined) await this.replaceUnhealthy(group, mem, listing);
 
     // Read → decide → act: observe() and decide() are pure; the store keeps the policy state.
     const policy = group.policy;
@@ -199,9 +206,18 @@ export class Controller {
       schedules: openWindows(policy.schedules, now), override: group.override, now,
     });
     const state = this.policyStates.get(group.id) ?? EMPTY_POLICY_STATE;
-    const { decision: d, state: next } = decide(obs, policy, state, now);
+    const decided = decide(obs, policy, state, now);
+    const next = decided.state;
+    let d = decided.decision;
+    if (frozen !== undefined) {
+      const why = `${frozen.silent} of ${frozen.watched} instances silent at once: a partition or a monitor fault is likelier than that many deaths; no termination and no scale-in until it clears`;
+      if (d.desired < d.current) d = { ...d, desired: d.current, reason: 'FailStatic', message: `${why} (the policy said ${d.desired}: ${d.message})`, trail: [...d.trail, 'FailStatic'] };
+      else if (d.desired === d.current) d = { ...d, reason: 'FailStatic', message: `${why}; ${d.message}`, trail: [...d.trail, 'FailStatic'] };
+      else d = { ...d, message: `${d.message}; ${why} (scale-out still allowed)`, trail: [...d.trail, 'FailStatic'] };
+    }
     this.db.transaction(() => {
-      this.policyStates.put(group.id, next, now);
+      // A dry run changed nothing: it must not spend rate-limit allowance or start cooldowns.
+      this.policyStates.put(group.id, group.dryRun ? { ...next, scaleEvents: state.scaleEvents, stepLastAction: state.stepLastAction } : next, now);
       this.minutes.add(group.id, now, { ready: obs.ready.length, capacity: obs.current, cpu: demandOf(obs), mem: obs.ready.reduce((a, i) => a + i.mem, 0) });
     })();
     this.log.info({ groupId: group.id, from: d.current, to: d.desired, reason: d.reason, trail: d.trail, avgCpu: d.details.avgCpu ?? null, dryRun: group.dryRun }, 'scaling decision');
@@ -213,6 +229,19 @@ export class Controller {
     this.record(group, mem, d);
     if (d.desired !== group.desired) this.groups.setDesired(group.id, d.desired, now);
     await this.converge(group, mem, listing, d.desired, d.reason);
+  }
+
+  /** Drop per-minute history older than MINUTES_RETENTION_MS, at most every PRUNE_EVERY_MS. */
+  private pruneHistory(): void {
+    const now = this.clock.now();
+    if (now - this.prunedAt < PRUNE_EVERY_MS) return;
+    this.prunedAt = now;
+    try {
+      const n = this.minutes.prune(now - MINUTES_RETENTION_MS);
+      if (n > 0) this.log.debug({ removed: n }, 'pruned old per-minute history');
+    } catch (err) {
+      this.log.warn({ err }, 'cannot prune per-minute history');
+    }
   }
 
   /** Instances launches have been asked for but not yet recorded (open intents). */
@@ -295,31 +324,61 @@ export class Controller {
     }
   }
 
-  /** Terminate dead instances and launches that never registered; launch their replacements. */
+  /**
+   * Is a large share of the group silent at once? Then it is more likely a partition or a monitor
+   * fault than that many deaths: fail static (no termination, no scale-in) until it clears.
+   */
+  private failStatic(instances: readonly InstanceRow[]): { silent: number; watched: number } | undefined {
+    const watched = instances.filter((i) => i.state === 'running' || i.state === 'suspect' || (i.state === 'dead' && !goneAtProvider(i)));
+    const silent = watched.filter((i) => i.state !== 'running').length;
+    return silent >= 2 && silent >= this.cfg.failStaticShare * watched.length ? { silent, watched: watched.length } : undefined;
+  }
+
+  /**
+   * Terminate what died and launches that never registered; launch their replacements. Death
+   * needs the provider's agreement: an instance the provider still runs but whose agent is silent
+   * is "unreachable" and replaced only after CONTROLLER_UNREACHABLE_REPLACE_MS. Replacements of
+   * instances that may still serve are limited to CONTROLLER_MAX_REPLACE_PERCENT of the group at
+   * a time (at least one), as AWS Auto Scaling replaces at most 10 % at once.
+   */
   private async replaceUnhealthy(group: GroupRow, mem: GroupMemory, listing: ProviderListing): Promise<void> {
     const now = this.clock.now();
     const instances = this.instances.listGroup(group.id);
-    const unhealthy = instances
-      .map((i) => {
-        if (i.state === 'dead') return { i, cause: `dead (${i.stateReason ?? 'no heartbeat'})` };
-        if (i.state === 'pending' && now - (i.launchedAt ?? now) > this.cfg.bootTimeoutMs) {
-          return { i, cause: `did not register within ${Math.round(this.cfg.bootTimeoutMs / 1000)}s of launch` };
+    const listed = new Map(listing.instances.map((p) => [p.id, p]));
+    type Unhealthy = { i: InstanceRow; cause: string; limited: boolean };
+    const unhealthy: Unhealthy[] = [];
+    for (const i of instances) {
+      if (i.state === 'dead') {
+        const p = listed.get(i.id);
+        const providerRuns = p !== undefined && (p.state === 'running' || p.state === 'pending');
+        if (goneAtProvider(i) || !providerRuns) unhealthy.push({ i, cause: `dead (${i.stateReason ?? 'no heartbeat'})`, limited: false });
+        else if (now - i.stateChangedAt >= this.cfg.unreachableReplaceMs) {
+          unhealthy.push({ i, cause: `unreachable for ${Math.round((now - i.stateChangedAt) / 1000)}s (${i.stateReason ?? 'no heartbeat'}; ${this.provider.name} still runs it)`, limited: true });
         }
-        return undefined;
-      })
-      .filter((x) => x !== undefined);
+      } else if (i.state === 'pending' && now - (i.launchedAt ?? now) > this.cfg.bootTimeoutMs) {
+        unhealthy.push({ i, cause: `did not register within ${Math.round(this.cfg.bootTimeoutMs / 1000)}s of launch`, limited: true });
+      }
+    }
     if (unhealthy.length === 0) return;
-    const remaining = capacity(instances).filter((i) => !unhealthy.some((u) => u.i.id === i.id)).length + this.inFlight(group.id);
+    // At most this many replacements of possibly-serving instances in flight at once.
+    const size = Math.max(group.desired, capacity(instances).length);
+    const atOnce = Math.max(1, Math.floor((size * this.cfg.maxReplacePercent) / 100));
+    const inFlight = instances.filter((i) => i.state === 'pending' && (i.stateReason ?? '').startsWith('ReplaceUnhealthy')).length;
+    let room = Math.max(0, atOnce - inFlight);
+    const chosen = unhealthy.filter((u) => !u.limited || room-- > 0);
+    const deferred = unhealthy.length - chosen.length;
+    if (chosen.length === 0) return;
+    const remaining = capacity(instances).filter((i) => !chosen.some((u) => u.i.id === i.id)).length + this.inFlight(group.id);
     const target = Math.max(group.minSize, Math.min(group.maxSize, group.desired));
-    const message = unhealthy.map((u) => `${u.i.id} ${u.cause}`).join('; ');
+    const message = chosen.map((u) => `${u.i.id} ${u.cause}`).join('; ');
     this.record(group, mem, {
       current: remaining, desired: target, reason: 'ReplaceUnhealthy',
-      message: `replacing ${unhealthy.length} instance(s): ${message}`, trail: ['ReplaceUnhealthy'],
-      details: { replaced: unhealthy.map((u) => u.i.id).join(',') },
+      message: `replacing ${chosen.length} instance(s): ${message}${deferred > 0 ? `; ${deferred} more wait (at most ${atOnce} at a time)` : ''}`, trail: ['ReplaceUnhealthy'],
+      details: { replaced: chosen.map((u) => u.i.id).join(','), deferred },
     });
-    const cause = `replace: ${unhealthy.map((u) => `${u.i.id} ${u.cause}`).join('; ')}`;
+    const cause = `replace: ${message}`;
     // On a cloud-owned group, terminating without decrement makes the cloud launch the replacement.
-    if (!(await this.terminate(group, mem, unhealthy.map((u) => u.i.id), cause, false))) return;
+    if (!(await this.terminate(group, mem, chosen.map((u) => u.i.id), cause, false))) return;
     if (this.provider.lifecycle === 'controller') await this.converge(group, mem, listing, target, 'ReplaceUnhealthy');
   }
 
@@ -491,6 +550,11 @@ function freshMemory(): GroupMemory {
 /** Instances that count as capacity: launched and not dead or on their way out. */
 function capacity(instances: readonly InstanceRow[]): InstanceRow[] {
   return instances.filter((i) => i.state === 'pending' || i.state === 'running' || i.state === 'suspect');
+}
+
+/** The controller marked it dead because the provider reports it gone (not a heartbeat timeout). */
+function goneAtProvider(i: InstanceRow): boolean {
+  return (i.stateReason ?? '').startsWith('instance gone');
 }
 
 function facts(p: ProviderInstance): ProviderFacts {

@@ -35,6 +35,8 @@ export type DecisionReason =
   | 'Paused'
   | 'MonitorUnavailable'
   | 'ReplaceUnhealthy'
+  /** A large share of the group went silent at once: no termination and no scale-in until it clears. */
+  | 'FailStatic'
   /** The provider's listing failed: nothing is decided on a view we do not have. */
   | 'ProviderUnavailable'
   /** The cloud forbids acting now (instance refresh, suspended process). */

@@ -11,7 +11,7 @@ describe('policy document', () => {
         scaleUp: { stabilizationMs: 0, selectPolicy: 'max', policies: [{ type: 'instances', value: 4, periodMs: 15_000 }, { type: 'percent', value: 100, periodMs: 15_000 }] },
         scaleDown: { stabilizationMs: 300_000, selectPolicy: 'max', policies: [{ type: 'percent', value: 100, periodMs: 15_000 }] },
       },
-      saturation: { enabled: true, level: 90 }, step: [], schedules: [], predictive: { mode: 'off' }, outageGuard: { enabled: true, drop: 0.8 },
+      saturation: { enabled: true, level: 90 }, step: [], schedules: [], predictive: { mode: 'forecast-only' }, outageGuard: { enabled: true, drop: 0.8 },
     });
   });
 
@@ -32,5 +32,13 @@ describe('policy document', () => {
   it('a group document checks its bounds', () => {
     const r = parseGroup({ id: 'web', minSize: 3, maxSize: 2 });
     expect(r.ok ? '' : formatProblems(r.problems)).toBe('maxSize: must be >= minSize');
+  });
+});
+
+describe('policy document: step policies', () => {
+  it('names must be unique (each has its own cooldown)', () => {
+    const step = { comparison: 'gt', threshold: 70, steps: [{ lower: 0, adjustment: 1 }] };
+    const r = parsePolicy({ step: [{ ...step, name: 'hot' }, { ...step, name: 'hot' }] });
+    expect(r.ok ? '' : formatProblems(r.problems)).toBe('step: step policy names must be unique (each has its own cooldown)');
   });
 });

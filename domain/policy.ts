@@ -69,9 +69,12 @@ export const SaturationSchema = z.strictObject({
 
 /** A step of step scaling, bounds relative to the threshold (AWS StepAdjustment). */
 export const StepAdjustmentSchema = z.strictObject({
-  /** Lower bound of (metric − threshold), inclusive; omitted: −∞. */
+  /**
+   * Bounds of (metric − threshold), as the AWS StepAdjustment: [lower, upper) for a `gt` alarm,
+   * (lower, upper] for `lt` (where the breach is negative). Omitted: −∞ / +∞.
+   */
   lower: z.number({ error: 'must be a number' }).optional(),
-  /** Upper bound, exclusive; omitted: +∞. */
+  /** Upper bound; omitted: +∞. */
   upper: z.number({ error: 'must be a number' }).optional(),
   /** Instances (ChangeInCapacity, ExactCapacity) or percent (PercentChangeInCapacity); negative to remove. */
   adjustment: z.number({ error: 'must be a number' }).int({ error: 'must be a whole number' }),
@@ -113,7 +116,7 @@ export type Schedule = z.output<typeof ScheduleSchema>;
 /** Predictive scaling from the stored per-minute history (AWS predictive scaling, simplified). */
 export const PredictiveSchema = z.strictObject({
   /** `forecast-only` (AWS's default) records what it would do; `forecast-and-scale` acts (scale-out only). */
-  mode: z.enum(['off', 'forecast-only', 'forecast-and-scale'], { error: 'must be off, forecast-only or forecast-and-scale' }).default('off'),
+  mode: z.enum(['off', 'forecast-only', 'forecast-and-scale'], { error: 'must be off, forecast-only or forecast-and-scale' }).default('forecast-only'),
   metric: z.enum(METRICS, { error: `must be one of ${METRICS.join(', ')}` }).default('cpu'),
   /** Utilisation to plan for, percent. Default 50. */
   target: percent(1, 100).default(50),
@@ -148,7 +151,8 @@ export const PolicyDocumentSchema = z.strictObject({
   targetTracking: z.array(TargetTrackingSchema).max(8, { error: 'at most 8 target tracking rules' }).default([{ metric: 'cpu', target: 50, toleranceUp: 0.1, toleranceDown: 0.1 }]),
   behavior: BehaviorSchema.prefault({}),
   saturation: SaturationSchema.prefault({}),
-  step: z.array(StepScalingSchema).max(8, { error: 'at most 8 step policies' }).default([]),
+  step: z.array(StepScalingSchema).max(8, { error: 'at most 8 step policies' }).default([])
+    .refine((steps) => new Set(steps.map((x) => x.name)).size === steps.length, { error: 'step policy names must be unique (each has its own cooldown)' }),
   schedules: z.array(ScheduleSchema).max(32, { error: 'at most 32 schedules' }).default([]),
   predictive: PredictiveSchema.prefault({}),
   outageGuard: OutageGuardSchema.prefault({}),

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { FailureDetector, classify } from './liveness.js';
+import { FailureDetector, classify, phi } from './liveness.js';
 
-const cfg = { suspectAfterMs: 2_500, deadAfterMs: 4_500 };
+const cfg = { suspectAfterMs: 2_500, deadAfterMs: 4_500, detector: 'timeout' as const };
 
 describe('classify', () => {
   it.each([
@@ -58,5 +58,71 @@ describe('FailureDetector', () => {
 
   it('rejects nonsensical thresholds', () => {
     expect(() => new FailureDetector({ suspectAfterMs: 5_000, deadAfterMs: 1_000 })).toThrow(TypeError);
+  });
+});
+
+describe('phi accrual (the default detector)', () => {
+  const phiCfg = { suspectAfterMs: 2_500, deadAfterMs: 4_500, heartbeatIntervalMs: 1_000, detector: 'phi' as const };
+  /** An agent beating every second (with ±30 ms jitter) from t=0 to `until`, then silent; sweeps every 250 ms. */
+  function run(d: FailureDetector, until: number, pauses: readonly { at: number; ms: number }[] = [], end = until + 30_000) {
+    d.watch('i-1', 'g', 0, 'running', true);
+    const transitions: { t: number; to: string; reason: string }[] = [];
+    let next = 1_000;
+    for (let t = 0; t <= end; t += 50) {
+      const pause = pauses.find((p) => t >= p.at && t < p.at + p.ms);
+      if (t >= next && t <= until && pause === undefined) {
+        d.heartbeat('i-1', t);
+        next = t + 1_000 + ((t / 1_000) % 3 === 0 ? 30 : -30);
+      }
+      if (t % 250 === 0) for (const x of d.sweep(t)) transitions.push({ t, to: x.to, reason: x.reason });
+    }
+    return transitions;
+  }
+
+  it.each([
+    { name: 'a 3 s pause (GC, congested link) is never a death', pauses: [{ at: 20_000, ms: 3_000 }] },
+    { name: 'nor are three 3 s pauses in a row of minutes', pauses: [{ at: 20_000, ms: 3_000 }, { at: 60_000, ms: 3_000 }, { at: 100_000, ms: 3_000 }] },
+  ])('$name', ({ pauses }) => {
+    const t = run(new FailureDetector(phiCfg), 150_000, pauses, 150_000);
+    expect(t.filter((x) => x.to === 'dead')).toEqual([]);
+    expect(t.some((x) => x.to === 'suspect')).toBe(true); // it was noticed, as suspect
+  });
+
+  it('a real death is declared within 10 s (about 4.6 s with 1 s heartbeats and the defaults)', () => {
+    const t = run(new FailureDetector(phiCfg), 60_000);
+    const dead = t.find((x) => x.to === 'dead');
+    expect(dead).toBeDefined();
+    const last = 60_000 - ((60_000 / 1_000) % 3 === 0 ? 30 : 0);
+    expect((dead?.t ?? Infinity) - last).toBeLessThanOrEqual(10_000);
+    expect((dead?.t ?? 0) - 59_000).toBeGreaterThan(4_000);
+    expect(dead?.reason).toMatch(/^no heartbeat for \d+ ms \(φ \d+\.\d ≥ 8\)$/);
+  });
+
+  it('adapts: an agent that has always been jittery is given longer than a steady one', () => {
+    const steady = new FailureDetector(phiCfg);
+    const jittery = new FailureDetector(phiCfg);
+    steady.watch('s', 'g', 0, 'running', true);
+    jittery.watch('j', 'g', 0, 'running', true);
+    let tj = 0;
+    for (let n = 1; n <= 100; n++) {
+      steady.heartbeat('s', n * 1_000);
+      tj += n % 2 === 0 ? 400 : 1_600; // mean 1 s, std 0.6 s
+      jittery.heartbeat('j', tj);
+    }
+    const silence = 5_000;
+    expect(steady.phiOf('s', 100_000 + silence)).toBeGreaterThan(8);
+    expect(jittery.phiOf('j', tj + silence)).toBeLessThan(8);
+  });
+
+  it.each([
+    { name: 'at the mean', silent: 1_000, mean: 1_000, std: 100, lo: 0.29, hi: 0.31 },
+    { name: 'two deviations above', silent: 1_200, mean: 1_000, std: 100, lo: 1.6, hi: 1.7 },
+    { name: 'far above: finite, large', silent: 100_000, mean: 1_000, std: 100, lo: 1e6, hi: Infinity },
+    { name: 'below the mean: near zero', silent: 0, mean: 1_000, std: 100, lo: 0, hi: 1e-6 },
+  ])('phi(): $name', ({ silent, mean, std, lo, hi }) => {
+    const v = phi(silent, mean, std);
+    expect(Number.isFinite(v)).toBe(true);
+    expect(v).toBeGreaterThanOrEqual(lo);
+    expect(v).toBeLessThanOrEqual(hi);
   });
 });

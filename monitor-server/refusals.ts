@@ -12,6 +12,16 @@ export const REFUSAL_REASONS = [
   'unknownSession',
   /** Second Heartbeats stream on one session. */
   'duplicateStream',
+  /** A call without the right token or client certificate (UNAUTHENTICATED). */
+  'unauthenticated',
+  /** Register for an instance id the store does not know (PERMISSION_DENIED; never stored). */
+  'registerUnknown',
+  /** Register whose client certificate names neither the instance nor its group (PERMISSION_DENIED). */
+  'registerForbidden',
+  /** Register for an instance whose live session another identity holds (ALREADY_EXISTS). */
+  'registerConflict',
+  /** A stream or Deregister whose client certificate is not the one that registered the session (PERMISSION_DENIED). */
+  'sessionForbidden',
   /** Register with malformed fields (INVALID_ARGUMENT). */
   'registerInvalid',
   /** Register refused by the store rules (unknown group, terminated, group mismatch). */

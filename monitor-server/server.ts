@@ -17,11 +17,13 @@ import { AckSender } from './acks.js';
 import { containListener, containUnary, type ContainContext } from './contain.js';
 import { HeartbeatPipeline, type CallStatus } from './heartbeats.js';
 import { startHttp, type HttpHandle } from './http.js';
+import { Authenticator, authorize, sessionIdentity, type AuthenticatedCall, type Caller } from './identity.js';
 import { IngestQueue } from './ingest.js';
 import { FailureDetector, type Transition } from './liveness.js';
 import { ThrottledLog, newRefusalCounts, type RefusalCounts, type RefusalReason } from './refusals.js';
 import { SessionTable, type HeartbeatCall, type Session } from './sessions.js';
 import { StatusCache } from './status-cache.js';
+import { ServerTls, type ServerTlsSummary } from './tls.js';
 
 export { MAX_CLOCK_SKEW_MS, MAX_SEQ } from './heartbeat-validation.js';
 /** How often the monitor server writes its own heartbeat to the store. */
@@ -70,6 +72,12 @@ export interface MonitorServerHandle {
   readonly grpcPort: number;
   readonly httpPort: number;
   stats(): MonitorStats;
+  /**
+   * Re-read MONITOR_TLS_CERT, MONITOR_TLS_KEY and MONITOR_TLS_CLIENT_CA (SIGHUP): new connections
+   * use the new files, open streams keep theirs, nothing is rebound. Rejects with a ConfigError
+   * naming the bad key (the previous files stay in use); resolves at once without TLS.
+   */
+  reloadTls(): Promise<void>;
   /** Flush, close streams, stop listening. */
   close(): Promise<void>;
 }
@@ -99,6 +107,8 @@ export class MonitorServer {
   private readonly timers: NodeJS.Timeout[] = [];
   private readonly counters = { sessionsExpired: 0, acksCoalesced: 0, sweeps: 0 };
   private readonly startedAt: number;
+  private readonly auth: Authenticator;
+  private tls: ServerTls | undefined;
   private grpcServer: grpc.Server | undefined;
   private http: HttpHandle | undefined;
   private info: Record<string, unknown> = {};
@@ -124,9 +134,12 @@ export class MonitorServer {
     });
     this.status = new StatusCache(new StatusReader(db), () => this.clock.now(), cfg.statusCacheMs, () => ({ ...this.stats(), refused: { ...this.refused } }));
     this.startedAt = clock.now();
+    this.auth = new Authenticator({ tokens: cfg.authTokens, mutualTls: cfg.tls?.clientCaFile !== undefined });
   }
 
   async start(): Promise<MonitorServerHandle> {
+    // Files first: a bad certificate is a ConfigError (exit 78) before anything listens.
+    this.tls = this.cfg.tls === undefined ? undefined : new ServerTls(this.cfg.tls, () => this.clock.now());
     this.seedDetector();
     const server = new grpc.Server({
       'grpc.max_receive_message_length': this.cfg.maxMessageBytes,
@@ -138,7 +151,7 @@ export class MonitorServer {
     });
     server.addService(this.service(), this.handlers());
     const grpcPort = await new Promise<number>((resolve, reject) => {
-      server.bindAsync(`${this.cfg.grpcHost}:${this.cfg.grpcPort}`, grpc.ServerCredentials.createInsecure(), (err, port) =>
+      server.bindAsync(`${this.cfg.grpcHost}:${this.cfg.grpcPort}`, this.tls?.credentials() ?? grpc.ServerCredentials.createInsecure(), (err, port) =>
         err ? reject(new Error(`cannot listen for gRPC on ${this.cfg.grpcHost}:${this.cfg.grpcPort}: ${err.message}`, { cause: err })) : resolve(port));
     });
     this.grpcServer = server;
@@ -164,8 +177,27 @@ export class MonitorServer {
     every('beat', COMPONENT_BEAT_MS, () => this.beat());
     every('prune', PRUNE_EVERY_MS, () => this.prune());
     for (const t of this.timers) t.unref();
-    this.log.info({ grpcAddress, httpAddress, heartbeatIntervalMs: this.cfg.heartbeatIntervalMs, suspectAfterMs: this.cfg.suspectAfterMs, deadAfterMs: this.cfg.deadAfterMs }, 'monitor server listening');
-    return { grpcPort, httpPort: this.http.port, stats: () => this.stats(), close: () => this.close() };
+    this.log.info({
+      grpcAddress, httpAddress, heartbeatIntervalMs: this.cfg.heartbeatIntervalMs, suspectAfterMs: this.cfg.suspectAfterMs, deadAfterMs: this.cfg.deadAfterMs,
+      transport: this.tls === undefined ? 'plaintext' : this.tls.summary.mutual ? 'mtls' : 'tls', authToken: this.cfg.authTokens.length > 0,
+      allowUnknownInstances: this.cfg.allowUnknownInstances, ...(this.tls !== undefined ? { tls: this.tls.summary } : {}),
+    }, 'monitor server listening');
+    return { grpcPort, httpPort: this.http.port, stats: () => this.stats(), reloadTls: () => this.reloadTls(), close: () => this.close() };
+  }
+
+  private async reloadTls(): Promise<void> {
+    if (this.tls === undefined) return;
+    const summary: ServerTlsSummary = this.tls.reload();
+    this.log.info({ tls: summary }, 'TLS certificates reloaded');
+  }
+
+  /** Authenticate a call; on refusal count it and return the status to answer with. */
+  private authenticate(call: AuthenticatedCall, where: string): Caller | CallStatus {
+    const outcome = this.auth.authenticate(call);
+    if (outcome.ok) return outcome.caller;
+    const reason = outcome.code === grpc.status.UNAUTHENTICATED ? 'unauthenticated' : 'registerInvalid';
+    this.refuse(reason, `auth:${where}:${reason}`, this.clock.now(), { where, code: outcome.code, details: outcome.details }, 'call refused');
+    return { code: outcome.code, details: outcome.details };
   }
 
   /**
@@ -202,6 +234,11 @@ export class MonitorServer {
   private handlers(): MonitorHandlers {
     return {
       Register: containUnary(this.contain, 'Register', (call, callback) => {
+        const caller = this.authenticate(call, 'Register');
+        if ('code' in caller) {
+          callback(caller);
+          return;
+        }
         const r = call.request;
         const problems: string[] = [];
         if (!ID_PATTERN.test(r.instance_id)) problems.push('instance_id must be 1-63 letters, digits, ".", "_" or "-"');
@@ -211,6 +248,11 @@ export class MonitorServer {
         if (problems.length > 0) {
           this.refused.registerInvalid++;
           callback({ code: grpc.status.INVALID_ARGUMENT, details: problems.join('; ') });
+          return;
+        }
+        const refusal = this.checkRegister(caller, r.instance_id, r.group_id, r.agent_version);
+        if (refusal !== undefined) {
+          callback(refusal);
           return;
         }
         // Make the stored sequence current before telling the agent where to resume.
@@ -235,22 +277,36 @@ export class MonitorServer {
         if (previous !== undefined) this.endSession(previous, { code: grpc.status.ABORTED, details: 'superseded by a newer registration' }, false);
         const session: Session = {
           id: randomUUID(), instanceId: r.instance_id, groupId: r.group_id, createdAt: now, call: undefined, acks: undefined,
+          identity: sessionIdentity(caller, r.instance_id, r.agent_version), certFingerprint: caller.certFingerprint,
           receivedSeq: outcome.lastSeq, ackedSeq: outcome.lastSeq, rejected: 0, rejectReason: '',
         };
         this.sessions.add(session);
         const accepted = this.pipeline.acceptedSeq;
         accepted.set(r.instance_id, Math.max(accepted.get(r.instance_id) ?? 0, outcome.lastSeq));
         this.detector.watch(r.instance_id, r.group_id, now, 'running', true);
-        this.log.info({ instanceId: r.instance_id, groupId: r.group_id, address: r.address, agentVersion: r.agent_version, known: outcome.known, lastSeq: outcome.lastSeq }, 'agent registered');
+        this.log.info({
+          instanceId: r.instance_id, groupId: r.group_id, address: r.address, agentVersion: r.agent_version, known: outcome.known, lastSeq: outcome.lastSeq,
+          auth: caller.kind, superseded: previous !== undefined,
+        }, 'agent registered');
         callback(null, { session_id: session.id, heartbeat_interval_ms: this.cfg.heartbeatIntervalMs, last_seq: outcome.lastSeq });
       }),
 
       Heartbeats: (call: HeartbeatCall) => {
+        const caller = this.authenticate(call, 'Heartbeats');
+        if ('code' in caller) {
+          call.emit('error', caller);
+          return;
+        }
         const sessionId = String(call.metadata.get(SESSION_METADATA_KEY)[0] ?? '');
         const session = this.sessions.get(sessionId);
         if (session === undefined) {
           this.refused.unknownSession++;
           call.emit('error', { code: grpc.status.FAILED_PRECONDITION, details: 'unknown session; register again' });
+          return;
+        }
+        if (session.certFingerprint !== caller.certFingerprint) {
+          this.refuse('sessionForbidden', 'session-forbidden', this.clock.now(), { instanceId: session.instanceId }, 'stream refused: not the certificate that registered the session');
+          call.emit('error', { code: grpc.status.PERMISSION_DENIED, details: 'this session was registered with another client certificate' });
           return;
         }
         if (session.call !== undefined) {
@@ -276,9 +332,15 @@ export class MonitorServer {
       },
 
       Deregister: containUnary(this.contain, 'Deregister', (call, callback) => {
+        const caller = this.authenticate(call, 'Deregister');
+        if ('code' in caller) {
+          callback(caller);
+          return;
+        }
         const r = call.request;
         const session = this.sessions.get(r.session_id);
-        if (session === undefined || session.instanceId !== r.instance_id) {
+        // A session registered with another certificate is answered like one that does not exist.
+        if (session === undefined || session.instanceId !== r.instance_id || session.certFingerprint !== caller.certFingerprint) {
           this.refused.deregisterUnknown++;
           callback({ code: grpc.status.NOT_FOUND, details: 'no such session for this instance' });
           return;
@@ -303,6 +365,38 @@ export class MonitorServer {
         call_?.end();
       }),
     };
+  }
+
+  /**
+   * The identity rules of Register, before anything is stored: the instance must be known (unless
+   * MONITOR_ALLOW_UNKNOWN_INSTANCES), the client certificate must name it or its group, and a live
+   * session of another identity is not taken over. Returns the status to refuse with.
+   */
+  private checkRegister(caller: Caller, instanceId: string, groupId: string, agentVersion: string): CallStatus | undefined {
+    const now = this.clock.now();
+    let row;
+    try {
+      row = this.instances.get(instanceId);
+    } catch (err) {
+      this.log.error({ err, instanceId }, 'register failed');
+      return { code: grpc.status.UNAVAILABLE, details: 'store unavailable; retry' };
+    }
+    if (row === undefined && !this.cfg.allowUnknownInstances) {
+      // One log key for all unknown ids: a flood of random ids must not fill the throttle's table.
+      this.refuse('registerUnknown', 'register:unknown', now, { instanceId, groupId, auth: caller.kind, peer: caller.peerHost }, 'registration refused: unknown instance');
+      return { code: grpc.status.PERMISSION_DENIED, details: `instance "${instanceId}" is not known to this controller (it launched or adopted no such instance)` };
+    }
+    const forbidden = authorize(caller, instanceId, row?.groupId ?? groupId);
+    if (forbidden !== undefined) {
+      this.refuse('registerForbidden', `register:forbidden:${instanceId}`, now, { instanceId, groupId, peer: caller.peerHost, cert: caller.certFingerprint }, 'registration refused: certificate does not name the instance');
+      return { code: grpc.status.PERMISSION_DENIED, details: forbidden };
+    }
+    const live = this.sessions.current(instanceId);
+    if (live !== undefined && live.identity !== sessionIdentity(caller, instanceId, agentVersion)) {
+      this.refuse('registerConflict', `register:conflict:${instanceId}`, now, { instanceId, groupId, auth: caller.kind, peer: caller.peerHost }, 'registration refused: another agent holds the live session');
+      return { code: grpc.status.ALREADY_EXISTS, details: `instance "${instanceId}" has a live session held by another agent; retry when it ends` };
+    }
+    return undefined;
   }
 
   private refuse(reason: RefusalReason, key: string, now: number, fields: Record<string, unknown>, msg: string): void {

@@ -9,6 +9,10 @@ export interface Session {
   readonly id: string;
   readonly instanceId: string;
   readonly groupId: string;
+  /** Who registered it (identity.ts sessionIdentity): a later Register by another identity is refused while this one is live. */
+  readonly identity: string;
+  /** The client certificate that registered it; its stream must come with the same one. */
+  readonly certFingerprint: string | undefined;
   /** When Register answered (server clock), ms. */
   readonly createdAt: number;
   call: HeartbeatCall | undefined;

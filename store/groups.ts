@@ -140,8 +140,22 @@ export class GroupStore {
     return r === undefined ? undefined : toRow(r);
   }
 
+  /** Groups whose stored policy no longer parses, as of the last list(): skipped, not fatal to the others. */
+  invalid: readonly { readonly id: string; readonly problem: string }[] = [];
+
+  /** Every group whose stored document is valid (see `invalid` for the others). */
   list(): GroupRow[] {
-    return this.listStmt.all().map(toRow);
+    const out: GroupRow[] = [];
+    const invalid: { id: string; problem: string }[] = [];
+    for (const r of this.listStmt.all()) {
+      try {
+        out.push(toRow(r));
+      } catch (err) {
+        invalid.push({ id: r.id, problem: (err as Error).message });
+      }
+    }
+    this.invalid = invalid;
+    return out;
   }
 
   setDesired(id: string, desired: number, now: number): void {

@@ -160,9 +160,8 @@ export function combine(obs: Observation, proposals: readonly Proposal[], policy
   // An open window's bounds replace the group's (several windows: the highest min, the lowest max).
   const mins = obs.schedules.flatMap((w) => (w.minSize === undefined ? [] : [w.minSize]));
   const maxes = obs.schedules.flatMap((w) => (w.maxSize === undefined ? [] : [w.maxSize]));
-  let min = mins.length > 0 ? Math.max(...mins) : obs.minSize;
+  const min = mins.length > 0 ? Math.max(...mins) : obs.minSize;
   const max = Math.max(min, maxes.length > 0 ? Math.min(...maxes) : obs.maxSize);
-  if (min > max) min = max;
   const floor = Math.max(0, ...obs.schedules.map((w) => w.desired ?? 0));
   if (obs.schedules.length > 0) {
     notes.push(`schedule ${obs.schedules.map((w) => w.name).join(', ')}: min ${min} max ${max}${floor > 0 ? ` desired ≥ ${floor}` : ''}`);
