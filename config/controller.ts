@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { readFileSync } from 'node:fs';
-import { SCALE_IN_ORDERS, type ScaleInOrder } from '../controller/policy/scale-in.js';
+import { SCALE_IN_ORDERS, type ScaleInOrder } from '../domain/scale-in.js';
 import { formatProblems, parseGroup, type GroupDocument, type RateLimit } from '../domain/policy.js';
 import { ConfigError, DEFAULT_DB_PATH, compileConfig, type CrossCheck, isHostPort, id, int, logLevel, num, str, type ConfigSources } from './shared.js';
 

@@ -1,4 +1,4 @@
-import type { DecisionReason, ScalingDecision } from '../controller/policy/types.js';
+import type { DecisionReason, ScalingDecision } from '../domain/decision.js';
 import type { Db } from './db.js';
 
 /** A recorded decision: what the controller decided for a group, and why. */

@@ -95,11 +95,10 @@ describe('e2e: scale out, scale in, replace', () => {
     expect(g.decisions.some((d) => d.reason === 'OutageGuard')).toBe(true);
   }, 90_000);
 
-  it('kill -9 of an agent → marked dead within 5 heartbeat intervals and replaced', async () => {
+  it('kill -9 of an agent → the provider sees the exit, the instance is replaced without waiting for heartbeats to time out', async () => {
     const victim = running(group())[0];
     if (victim === undefined) throw new Error('no running instance');
     const pid = agentPid(victim.id);
-    const killedAt = Date.now();
     process.kill(pid, 'SIGKILL');
     const replacement = await waitFor('replacement running', () => {
       const s = group();
@@ -107,7 +106,8 @@ describe('e2e: scale out, scale in, replace', () => {
     }, 30_000, 100);
     const decision = group().decisions.find((d) => d.reason === 'ReplaceUnhealthy' && String(d.details.replaced) === victim.id);
     expect(decision?.message).toMatch(/dead \(instance gone: exited with signal SIGKILL\)/);
-    expect((decision?.ts ?? Infinity) - killedAt).toBeLessThanOrEqual(5 * HEARTBEAT_MS);
+    // Caused by the exit, not by the failure detector: the instance was never declared silent.
+    expect(decision?.message).not.toMatch(/no heartbeat/);
     expect(replacement.id).not.toBe(victim.id);
     expect(isAlive(pid)).toBe(false);
   }, 60_000);

@@ -64,6 +64,9 @@ afterEach(async () => {
 });
 
 function register(client: MonitorClient, instanceId: string) {
+  // Register refuses ids the store does not know: record each as the controller does on a launch.
+  const instances = new InstanceStore((h as Harness).db);
+  if (instances.get(instanceId) === undefined) instances.insertLaunched('web', [{ id: instanceId, providerState: 'running' }], 'launched', 'test', (h as Harness).clock.now());
   return new Promise<{ session_id: string; last_seq: string }>((resolve, reject) =>
     client.Register({ instance_id: instanceId, group_id: 'web', agent_version: 'test', address: '127.0.0.1' }, (err, res) => (err || !res ? reject(err) : resolve(res))));
 }

@@ -36,7 +36,14 @@ afterEach(async () => {
   db.close();
 });
 
+/** Record an instance as the controller does when the provider accepts a launch (Register refuses ids the store does not know). */
+function known(instanceId: string, groupId = 'web'): void {
+  const instances = new InstanceStore(db);
+  if (instances.get(instanceId) === undefined) instances.insertLaunched(groupId, [{ id: instanceId, providerState: 'running' }], 'launched', 'test', clock.now());
+}
+
 function register(instanceId: string, groupId = 'web', address = '127.0.0.1') {
+  known(instanceId);
   return new Promise<{ session_id: string; last_seq: string; heartbeat_interval_ms: number }>((resolve, reject) =>
     client.Register({ instance_id: instanceId, group_id: groupId, agent_version: 'test', address }, (err, res) => (err || !res ? reject(err) : resolve(res))));
 }
@@ -62,6 +69,14 @@ describe('monitor server over gRPC', () => {
     const err = await register(id, group).catch((e: grpc.ServiceError) => e);
     expect(err).toMatchObject({ code });
     expect((err as grpc.ServiceError).details).toMatch(details);
+  });
+
+  it('refuses an instance id the store does not know (PERMISSION_DENIED) and stores nothing', async () => {
+    const err = await new Promise<grpc.ServiceError | null>((resolve) =>
+      client.Register({ instance_id: 'stranger', group_id: 'web', agent_version: 'test', address: '' }, (e) => resolve(e)));
+    expect(err).toMatchObject({ code: grpc.status.PERMISSION_DENIED, details: 'instance "stranger" is not known to this controller (it launched or adopted no such instance)' });
+    expect(new InstanceStore(db).get('stranger')).toBeUndefined();
+    expect(handle.stats()).toMatchObject({ sessions: 0, refused: { registerUnknown: 1 } });
   });
 
   it('refuses an instance the controller terminated (FAILED_PRECONDITION), and one registering under another group', async () => {

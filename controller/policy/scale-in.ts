@@ -9,8 +9,9 @@
  * - `least-loaded`: the lowest CPU first (the cheapest to drain, as Nomad's aws-asg target picks).
  */
 
-export const SCALE_IN_ORDERS = ['az-balance-oldest', 'oldest', 'newest', 'least-loaded'] as const;
-export type ScaleInOrder = (typeof SCALE_IN_ORDERS)[number];
+import type { ScaleInOrder } from '../../domain/scale-in.js';
+
+export { SCALE_IN_ORDERS, type ScaleInOrder } from '../../domain/scale-in.js';
 
 export interface ScaleInCandidate {
   readonly id: string;
