@@ -80,6 +80,7 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
       CONTROLLER_MONITOR_STALE_MS: '10000',
       CONTROLLER_BOOT_TIMEOUT_MS: '20000',
       CONTROLLER_GROUPS_FILE: groupsFile,
+      CONTROLLER_HTTP_PORT: '0',
       LOCAL_AGENT_SERVER: `127.0.0.1:${monitor.grpcPort}`,
       LOCAL_TERMINATE_TIMEOUT_MS: '3000',
     },

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { readFileSync } from 'node:fs';
 import { SCALE_IN_ORDERS, type ScaleInOrder } from '../domain/scale-in.js';
 import { formatProblems, parseGroup, type GroupDocument, type RateLimit } from '../domain/policy.js';
-import { ConfigError, DEFAULT_DB_PATH, compileConfig, type CrossCheck, isHostPort, id, int, logLevel, num, str, type ConfigSources } from './shared.js';
+import { ConfigError, DEFAULT_DB_PATH, compileConfig, port, type CrossCheck, isHostPort, id, int, logLevel, num, str, type ConfigSources } from './shared.js';
 
 /** How often the controller evaluates every group. */
 export const DEFAULT_CONTROLLER_INTERVAL_MS = 5_000;
@@ -54,6 +54,8 @@ const shape = {
   CONTROLLER_MONITOR_STALE_MS: int(DEFAULT_MONITOR_STALE_MS, 100, 3_600_000),
   CONTROLLER_BOOT_TIMEOUT_MS: optionalInt(1_000, 86_400_000),
   CONTROLLER_LISTING_GRACE_MS: optionalInt(0, 86_400_000),
+  CONTROLLER_HTTP_HOST: z.string().min(1).default('127.0.0.1'),
+  CONTROLLER_HTTP_PORT: port(9102),
   CONTROLLER_METRIC_MAX_AGE_MS: int(DEFAULT_METRIC_MAX_AGE_MS, 100, 3_600_000),
   CONTROLLER_UNREACHABLE_REPLACE_MS: optionalInt(0, 86_400_000),
   CONTROLLER_FAIL_STATIC_SHARE: num(DEFAULT_FAIL_STATIC_SHARE, 0.01, 1),
@@ -123,6 +125,8 @@ export interface ControllerConfig {
   readonly failStaticShare: number;
   /** Replacements of instances that may still serve: at most this percent of the group at a time (at least 1). Default 10. */
   readonly maxReplacePercent: number;
+  /** The controller's `/metrics` and `/healthz` listener. Default 127.0.0.1:9102 (0: any free port). */
+  readonly http: { readonly host: string; readonly port: number };
   /** Samples older than this are not used: the instance counts as not ready, ms. Default 30 000. */
   readonly metricMaxAgeMs: number;
   /** What to do with a provider instance of the group that the store does not know. Default adopt. */
@@ -273,6 +277,7 @@ export function loadControllerConfig(sources: ConfigSources): ControllerConfig {
     monitorStaleMs: c.CONTROLLER_MONITOR_STALE_MS,
     bootTimeoutMs: c.CONTROLLER_BOOT_TIMEOUT_MS ?? DEFAULT_BOOT_TIMEOUT_MS[aws ? 'aws' : 'local'],
     listingGraceMs: c.CONTROLLER_LISTING_GRACE_MS ?? DEFAULT_LISTING_GRACE_MS[aws ? 'aws' : 'local'],
+    http: Object.freeze({ host: c.CONTROLLER_HTTP_HOST, port: c.CONTROLLER_HTTP_PORT }),
     metricMaxAgeMs: c.CONTROLLER_METRIC_MAX_AGE_MS,
     unreachableReplaceMs: c.CONTROLLER_UNREACHABLE_REPLACE_MS ?? DEFAULT_UNREACHABLE_REPLACE_MS[aws ? 'aws' : 'local'],
     failStaticShare: c.CONTROLLER_FAIL_STATIC_SHARE,

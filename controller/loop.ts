@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
 import type { ControllerConfig } from '../config/controller.js';
 import type { Clock } from '../lib/clock.js';
 import type { Logger } from '../lib/logger.js';
@@ -16,6 +17,7 @@ import { decide } from './policy/engine.js';
 import { observe } from './policy/observe.js';
 import { chooseVictims } from './policy/scale-in.js';
 import { EMPTY_POLICY_STATE, type DecisionReason, type ScalingDecision } from './policy/types.js';
+import type { ControllerMetrics } from './metrics.js';
 import { openWindows } from './schedules.js';
 import { asProviderError, type InstanceProvider, type ProviderError, type ProviderInstance, type ProviderListing } from './providers/types.js';
 
@@ -80,6 +82,7 @@ export class Controller {
     rootLog: Logger,
     /** Launch tokens: 1–56 characters, unique (EC2 ClientTokens derive from them). */
     private readonly newToken: () => string = () => `as-${randomBytes(12).toString('hex')}`,
+    private readonly metrics?: ControllerMetrics,
   ) {
     this.log = rootLog.child({ component: 'controller' });
     this.groups = new GroupStore(db);
@@ -139,6 +142,7 @@ export class Controller {
 
   /** One evaluation of every group in the store. Never throws. */
   async tick(): Promise<void> {
+    const started = performance.now();
     let groups: GroupRow[] = [];
     try {
       groups = this.groups.list();
@@ -155,6 +159,7 @@ export class Controller {
       }
     }
     this.ticks++;
+    this.metrics?.tick((performance.now() - started) / 1000, this.clock.now());
   }
 
   private async evaluate(group: GroupRow): Promise<void> {
@@ -221,6 +226,7 @@ export class Controller {
       this.minutes.add(group.id, now, { ready: obs.ready.length, capacity: obs.current, cpu: demandOf(obs), mem: obs.ready.reduce((a, i) => a + i.mem, 0) });
     })();
     this.log.info({ groupId: group.id, from: d.current, to: d.desired, reason: d.reason, trail: d.trail, avgCpu: d.details.avgCpu ?? null, dryRun: group.dryRun }, 'scaling decision');
+    this.metrics?.group(group.id, { desired: group.dryRun ? group.desired : d.desired, live: obs.current, minSize: group.minSize, maxSize: group.maxSize });
     this.log.debug({ groupId: group.id, observation: { ...obs, history: obs.history.length }, details: d.details, message: d.message }, 'decision inputs');
     if (group.dryRun) {
       this.record(group, mem, { ...d, desired: d.current, message: `dry-run, would go ${d.current} → ${d.desired}: ${d.message}`, details: { ...d.details, wouldBe: d.desired } });
@@ -512,6 +518,7 @@ export class Controller {
     if (key === mem.lastKey) return;
     mem.lastKey = key;
     this.events.recordDecision(group.id, d, this.clock.now());
+    this.metrics?.decision(group.id, d);
   }
 
   private beat(): void {

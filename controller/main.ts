@@ -8,11 +8,17 @@ import { ComponentStore } from '../store/components.js';
 import { openStore } from '../store/db.js';
 import { Controller } from './loop.js';
 import { LocalProvider } from './providers/local.js';
+import { startControllerHttp, type ControllerHttp } from './http.js';
+import { ControllerMetrics } from './metrics.js';
+import { InstrumentedProvider } from './providers/instrumented.js';
 import { ProviderError, type InstanceProvider } from './providers/types.js';
 
 export interface ControllerHandle {
   readonly controller: Controller;
+  /** The provider as configured (not its metrics wrapper). */
   readonly provider: InstanceProvider;
+  /** Port of the `/metrics` and `/healthz` listener. */
+  readonly httpPort: number;
   close(): Promise<void>;
 }
 
@@ -26,7 +32,8 @@ export async function createProvider(cfg: ControllerConfig, components: Componen
     }
     case 'aws-asg': {
       const { AsgProvider } = await import('./providers/aws-asg.js');
-      return new AsgProvider({ aws, asgName: () => cfg.aws.asgName, log });
+      // ASG_NAME names the GROUP_* group's ASG; every other group drives the ASG of its own id.
+      return new AsgProvider({ aws, asgName: (g) => (g === cfg.group.id ? cfg.aws.asgName : g), log });
     }
     case 'local':
       return new LocalProvider({
@@ -54,22 +61,28 @@ const CONFIG_CODES: ReadonlySet<string> = new Set(['NotFound', 'InvalidRequest',
  */
 export async function runController(cfg: ControllerConfig, rootLog: Logger, clock: Clock = systemClock): Promise<ControllerHandle> {
   const db = openStore(cfg.dbPath);
+  const metrics = new ControllerMetrics();
   let provider: InstanceProvider;
+  let http: ControllerHttp | undefined;
   try {
     provider = await createProvider(cfg, new ComponentStore(db), rootLog);
-    await provider.verify(cfg.group.id, { minSize: cfg.group.minSize, maxSize: cfg.group.maxSize });
+    for (const g of cfg.seeds) await provider.verify(g.id, { minSize: g.minSize, maxSize: g.maxSize });
+    http = await startControllerHttp({ host: cfg.http.host, port: cfg.http.port, metrics, staleMs: 3 * cfg.intervalMs + 30_000, now: () => clock.now(), log: rootLog.child({ component: 'http' }) });
   } catch (err) {
     db.close();
     if (err instanceof ProviderError && CONFIG_CODES.has(err.code)) throw new ConfigError([`${cfg.provider}: ${err.message}`], { cause: err });
     throw err;
   }
-  const controller = new Controller(cfg, db, provider, clock, rootLog);
+  const controller = new Controller(cfg, db, new InstrumentedProvider(provider, metrics), clock, rootLog, undefined, metrics);
   controller.start();
+  rootLog.child({ component: 'http' }).info({ address: `${cfg.http.host}:${http.port}` }, 'controller metrics listening');
   return {
     controller,
     provider,
+    httpPort: http.port,
     close: async () => {
       await controller.close();
+      await http?.close();
       db.close();
     },
   };

@@ -28,7 +28,8 @@ const running = new Set<ChildProcess>();
 /** Start the built CLI (npm test builds first) with a clean environment plus `env`. */
 export function startCli(args: readonly string[], env: Record<string, string> = {}): CliProcess {
   const base = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^(AGENT_|MONITOR_|CONTROLLER_|GROUP_|LOCAL_|AUTOSCALER_)/.test(k)));
-  const child = spawn(process.execPath, [cliEntry(), ...args], { env: { ...base, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  // Listeners on ports the OS chooses, unless a test says otherwise.
+  const child = spawn(process.execPath, [cliEntry(), ...args], { env: { ...base, CONTROLLER_HTTP_PORT: '0', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   running.add(child);
   let out = '';
   child.stdout?.on('data', (b: Buffer) => { out += b.toString('utf8'); });
