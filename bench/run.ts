@@ -6,8 +6,9 @@
  *   store    batched sample writes to SQLite (rows/s by batch size)
  *   grpc     heartbeats through a real monitor-server process (throughput, server CPU per heartbeat, RSS)
  *   status   status report over 1,000 instances (ms)
- *   policy   target-tracking evaluations (µs each)
+ *   policy   observe + decide over 1,000 ready instances (µs each)
  *   agent    a simulated agent's footprint (RSS, CPU) at 1 Hz
+ *   controller  one controller evaluation of 100 groups × 100 instances (ms)
  */
 import * as grpc from '@grpc/grpc-js';
 import { spawn } from 'node:child_process';
@@ -15,7 +16,12 @@ import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { loadControllerConfig } from '../config/controller.js';
+import { Controller } from '../controller/loop.js';
 import { decide } from '../controller/policy/engine.js';
+import type { InstanceProvider, ProviderInstance } from '../controller/providers/types.js';
+import { createLogger } from '../lib/logger.js';
+import { ComponentStore } from '../store/components.js';
 import { observe } from '../controller/policy/observe.js';
 import { EMPTY_POLICY_STATE, type PolicyState } from '../controller/policy/types.js';
 import { parseGroup, type GroupDocument } from '../domain/policy.js';
@@ -198,7 +204,56 @@ async function benchAgent(): Promise<void> {
   rmSync(dir, { recursive: true, force: true });
 }
 
-const benches: Record<string, () => Promise<void>> = { store: benchStore, grpc: () => benchGrpc(), status: benchStatus, policy: benchPolicy, agent: benchAgent };
+/** One controller evaluation of every group: 100 groups × 100 running instances, each with a fresh sample. */
+async function benchController(): Promise<void> {
+  const groups = 100;
+  const per = 100;
+  const dir = tmp();
+  const db = openStore(join(dir, 'a.db'));
+  const now = Date.now();
+  const listing = new Map<string, ProviderInstance[]>();
+  const groupStore = new GroupStore(db);
+  const instances = new InstanceStore(db);
+  const telemetry = new TelemetryStore(db);
+  for (let g = 0; g < groups; g++) {
+    const id = `g${g}`;
+    groupStore.upsert({ ...spec, id, minSize: per, maxSize: per * 2 }, now);
+    const rows: ProviderInstance[] = [];
+    for (let i = 0; i < per; i++) rows.push({ id: `${id}-i${i}`, groupId: id, state: 'running', detail: 'running', zone: `z${i % 3}`, launchedAt: now });
+    instances.insertLaunched(id, rows.map((r) => ({ id: r.id, providerState: 'running', zone: r.zone, launchedAt: now })), 'launched', 'bench', now);
+    for (const r of rows) instances.register({ id: r.id, groupId: id, address: '127.0.0.1', agentVersion: 'bench' }, now);
+    listing.set(id, rows);
+  }
+  // A provider that lists what it was told and accepts everything, so the bench measures the controller.
+  const provider: InstanceProvider = {
+    name: 'bench', lifecycle: 'controller', instancesEndWithController: false,
+    verify: async () => {}, setDesiredCapacity: async () => {}, close: async () => {},
+    launch: async () => ({ instances: [] }), terminate: async (r) => ({ accepted: [...r.ids], failed: [] }),
+    list: async (groupId) => ({ instances: listing.get(groupId) ?? [] }),
+  };
+  const cfg = loadControllerConfig({ env: { AUTOSCALER_DB: join(dir, 'a.db'), CONTROLLER_GROUPS_FILE: '' } });
+  const controller = new Controller({ ...cfg, seeds: [] }, db, provider, { now: () => Date.now() }, createLogger({ level: 'silent', process: 'bench' }));
+  controller.init();
+  const times: number[] = [];
+  let seq = 0;
+  for (let n = 0; n < 12; n++) {
+    const at = Date.now();
+    new ComponentStore(db).beat({ name: 'monitor-server', pid: 1, startedAt: 0, info: {} }, at);
+    seq++;
+    const batch: SampleRecord[] = [];
+    for (const rows of listing.values()) for (const r of rows) batch.push({ instanceId: r.id, seq, sampleAt: at, receivedAt: at, cpu: 45 + (seq % 10), mem: 40 });
+    telemetry.writeBatch(batch);
+    const start = performance.now();
+    await controller.tick();
+    if (n >= 2) times.push(performance.now() - start); // the first two warm the JIT and the statement cache
+  }
+  times.sort((a, b) => a - b);
+  report('controller', `evaluation, ${groups} groups × ${per} instances (median of ${times.length})`, `${(times[Math.floor(times.length / 2)] ?? 0).toFixed(1)} ms (min ${(times[0] ?? 0).toFixed(1)}, max ${(times.at(-1) ?? 0).toFixed(1)})`);
+  db.close();
+  rmSync(dir, { recursive: true, force: true });
+}
+
+const benches: Record<string, () => Promise<void>> = { store: benchStore, grpc: () => benchGrpc(), status: benchStatus, policy: benchPolicy, agent: benchAgent, controller: benchController };
 
 async function main(): Promise<void> {
   const wanted = process.argv.slice(2);

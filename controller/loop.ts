@@ -65,6 +65,10 @@ export class Controller {
   private readonly policyStates: PolicyStateStore;
   private readonly minutes: MinuteStore;
   private readonly memory = new Map<string, GroupMemory>();
+  /** The group's rows as last read in this evaluation; dropped whenever the controller writes them. */
+  private readonly rowsCache = new Map<string, InstanceRow[]>();
+  /** Rows reconcile wrote (then the cache is dropped). */
+  private writes = 0;
   private timer: NodeJS.Timeout | undefined;
   private beatTimer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
@@ -163,6 +167,7 @@ export class Controller {
   }
 
   private async evaluate(group: GroupRow): Promise<void> {
+    this.dirty(group.id); // the monitor server may have written since the last evaluation
     const mem = this.memoryOf(group.id);
     if (mem.revision !== group.revision) {
       if (mem.revision !== undefined) this.log.info({ groupId: group.id, revision: group.revision, minSize: group.minSize, maxSize: group.maxSize }, 'policy change applied');
@@ -198,14 +203,14 @@ export class Controller {
     if (unknown.length > 0) await this.terminate(group, mem, unknown, 'not launched by this controller (CONTROLLER_UNKNOWN_INSTANCES=terminate)', false);
     if (unfinished.length > 0) await this.terminate(group, mem, unfinished, `still running ${Math.round(TERMINATE_RETRY_MS / 1000)}s after termination was asked: asking again`, false);
     await this.resumeIntents(group, mem);
-    const frozen = this.failStatic(this.instances.listGroup(group.id));
+    const frozen = this.failStatic(this.rows(group.id));
     if (frozen === undefined) await this.replaceUnhealthy(group, mem, listing);
 
     // Read → decide → act: observe() and decide() are pure; the store keeps the policy state.
     const policy = group.policy;
     const predictive = policy.predictive.mode !== 'off';
     const obs = observe({
-      instances: capacity(this.instances.listGroup(group.id)), inFlight: this.inFlight(group.id),
+      instances: capacity(this.rows(group.id)), inFlight: this.inFlight(group.id),
       minSize: group.minSize, maxSize: group.maxSize, warmupMs: policy.warmupMs, metricMaxAgeMs: this.cfg.metricMaxAgeMs,
       history: predictive ? this.minutes.range(group.id, now - policy.predictive.seasonMs - policy.predictive.leadMs - HISTORY_MARGIN_MS, now) : [],
       schedules: openWindows(policy.schedules, now), override: group.override, now,
@@ -250,6 +255,21 @@ export class Controller {
     }
   }
 
+  /** The group's stored instances (not terminated), read once per evaluation phase. */
+  private rows(groupId: string): InstanceRow[] {
+    let rows = this.rowsCache.get(groupId);
+    if (rows === undefined) {
+      rows = this.instances.listGroup(groupId);
+      this.rowsCache.set(groupId, rows);
+    }
+    return rows;
+  }
+
+  /** The controller wrote the group's rows: read them again next time. */
+  private dirty(groupId: string): void {
+    this.rowsCache.delete(groupId);
+  }
+
   /** Instances launches have been asked for but not yet recorded (open intents). */
   private inFlight(groupId: string): number {
     return this.intents.open(groupId).reduce((n, i) => n + i.count, 0);
@@ -260,6 +280,14 @@ export class Controller {
    * terminate (when so configured); adoption happens here.
    */
   private reconcile(group: GroupRow, listing: ProviderListing): { unknown: string[]; unfinished: string[] } {
+    // One transaction for the whole listing: thousands of rows cost one commit, not one each.
+    this.writes = 0;
+    const r = this.db.transaction(() => this.reconcileRows(group, listing))();
+    if (this.writes > 0) this.dirty(group.id);
+    return r;
+  }
+
+  private reconcileRows(group: GroupRow, listing: ProviderListing): { unknown: string[]; unfinished: string[] } {
     const now = this.clock.now();
     const listed = new Map(listing.instances.map((p) => [p.id, p]));
 
@@ -270,10 +298,15 @@ export class Controller {
     }
 
     const unfinished: string[] = [];
-    for (const row of this.instances.listGroup(group.id)) {
+    const rows = this.rows(group.id);
+    const known = new Set(rows.map((r) => r.id));
+    for (const row of rows) {
       const p = listed.get(row.id);
       if (p !== undefined) {
-        this.instances.observe(facts(p), now);
+        if (changed(row, p)) {
+          this.instances.observe(facts(p), now);
+          this.writes++;
+        }
         if (p.state === 'gone') this.gone(group.id, row, p.detail);
         // Accepted (or refused) long ago and still running: ask again, it is idempotent.
         else if (row.state === 'terminating' && p.state !== 'terminating' && now - (row.terminateRequestedAt ?? row.stateChangedAt) > TERMINATE_RETRY_MS) unfinished.push(row.id);
@@ -286,7 +319,7 @@ export class Controller {
     }
 
     const unknown: string[] = [];
-    const strangers = listing.instances.filter((p) => p.state !== 'gone' && p.state !== 'terminating' && this.instances.get(p.id) === undefined);
+    const strangers = listing.instances.filter((p) => p.state !== 'gone' && p.state !== 'terminating' && !known.has(p.id) && this.instances.get(p.id) === undefined);
     for (const p of strangers) {
       if (this.provider.lifecycle === 'controller' && this.cfg.unknownInstances === 'terminate') {
         unknown.push(p.id);
@@ -295,6 +328,7 @@ export class Controller {
       const cause = this.provider.lifecycle === 'cloud' ? `launched by ${this.provider.name}` : 'found at the provider, not launched by this controller';
       // A fresh boot timeout: an adopted instance is given as long as our own launches to register.
       this.instances.insertLaunched(group.id, [{ ...facts(p), launchedAt: now }], 'adopted', `adopted: ${cause}`, now);
+      this.writes++;
       this.activity(group.id, p.id, 'adopt', cause, undefined);
       this.log.info({ groupId: group.id, instanceId: p.id, state: p.state, zone: p.zone }, 'instance adopted');
     }
@@ -304,6 +338,7 @@ export class Controller {
   /** The provider says the instance is gone (or has stopped listing it). */
   private gone(groupId: string, row: InstanceRow, detail: string): void {
     const now = this.clock.now();
+    this.writes++;
     if (row.state === 'terminating') {
       this.instances.setState(row.id, 'terminated', `terminated (${detail})`, now);
     } else if (row.state !== 'dead') {
@@ -349,7 +384,7 @@ export class Controller {
    */
   private async replaceUnhealthy(group: GroupRow, mem: GroupMemory, listing: ProviderListing): Promise<void> {
     const now = this.clock.now();
-    const instances = this.instances.listGroup(group.id);
+    const instances = this.rows(group.id);
     const listed = new Map(listing.instances.map((p) => [p.id, p]));
     type Unhealthy = { i: InstanceRow; cause: string; limited: boolean };
     const unhealthy: Unhealthy[] = [];
@@ -390,7 +425,7 @@ export class Controller {
 
   /** Launch or terminate until the group's capacity matches `desired`. */
   private async converge(group: GroupRow, mem: GroupMemory, listing: ProviderListing, desired: number, reason: DecisionReason): Promise<void> {
-    const live = capacity(this.instances.listGroup(group.id));
+    const live = capacity(this.rows(group.id));
     if (this.provider.lifecycle === 'cloud') {
       // The cloud launches on its own to its desired count: raise it; lower it by choosing victims.
       const cloudDesired = listing.capacity?.desired ?? live.length;
@@ -447,6 +482,8 @@ export class Controller {
   /** Store what a launch produced and close its intent, atomically. */
   private recordLaunched(groupId: string, intent: LaunchIntent, launched: readonly ProviderInstance[], how: string): void {
     const now = this.clock.now();
+    this.dirty(groupId);
+    this.writes++;
     this.db.transaction(() => {
       // Our own clock starts the boot timeout, not the cloud's LaunchTime.
       this.instances.insertLaunched(groupId, launched.map((p) => ({ ...facts(p), launchToken: intent.token, launchedAt: now })), 'launched', intent.cause, now);
@@ -460,6 +497,7 @@ export class Controller {
   private async terminate(group: GroupRow, mem: GroupMemory, ids: readonly string[], cause: string, decrement: boolean): Promise<boolean> {
     if (ids.length === 0) return true;
     const now = this.clock.now();
+    this.dirty(group.id);
     for (const id of ids) this.instances.requestTerminate(id, cause, now);
     let result;
     try {
@@ -508,7 +546,7 @@ export class Controller {
   }
 
   private hold(group: GroupRow, mem: GroupMemory, reason: DecisionReason, message: string): void {
-    const current = capacity(this.instances.listGroup(group.id)).length;
+    const current = capacity(this.rows(group.id)).length;
     this.record(group, mem, { current, desired: group.desired, reason, message, trail: [reason], details: {} });
   }
 
@@ -557,6 +595,13 @@ function freshMemory(): GroupMemory {
 /** Instances that count as capacity: launched and not dead or on their way out. */
 function capacity(instances: readonly InstanceRow[]): InstanceRow[] {
   return instances.filter((i) => i.state === 'pending' || i.state === 'running' || i.state === 'suspect');
+}
+
+/** Whether the listing says something about the row that the store does not hold yet. */
+function changed(row: InstanceRow, p: ProviderInstance): boolean {
+  return row.providerId !== p.id || row.providerState !== p.state
+    || (p.zone !== undefined && row.zone !== p.zone) || (p.instanceType !== undefined && row.instanceType !== p.instanceType)
+    || (p.launchToken !== undefined && row.launchToken === null) || (p.launchedAt !== undefined && row.launchedAt === null);
 }
 
 /** The controller marked it dead because the provider reports it gone (not a heartbeat timeout). */

@@ -8,6 +8,7 @@ import { captureLogger, testGroup } from '../lib/testing.js';
 import { MonitorServer, type MonitorServerHandle } from '../monitor-server/server.js';
 import { openStore, type Db } from '../store/db.js';
 import { GroupStore } from '../store/groups.js';
+import { InstanceStore } from '../store/instances.js';
 import { SimLoadStore } from '../store/simload.js';
 import { tempDir, waitFor } from './helpers.js';
 
@@ -36,12 +37,14 @@ function startAgent(port: number, extra: Record<string, string> = {}): AgentHand
   return agent;
 }
 
-/** A temp store holding the test group, closed after the test. */
+/** A temp store holding the test group and its instance agent-1, closed after the test. */
 function freshStore(): { db: Db; dbPath: string } {
   const dbPath = join(tempDir(), 'a.db');
   const db = openStore(dbPath);
   cleanup.push(() => { db.close(); });
   new GroupStore(db).upsert(spec, Date.now());
+  // The monitor server accepts only instances the controller recorded (launched or adopted).
+  new InstanceStore(db).insertLaunched('web', [{ id: 'agent-1', providerState: 'running' }], 'launched', 'test', Date.now());
   return { db, dbPath };
 }
 

@@ -216,7 +216,7 @@ describe('controller + aws-asg (real SDK, loopback Auto Scaling)', () => {
   });
 
   it('a dead instance is terminated without decrement: the ASG launches the replacement', async () => {
-    const h = await asgHarness(2);
+    const h = await asgHarness(2, { CONTROLLER_UNREACHABLE_REPLACE_MS: '0' });
     await h.step();
     h.report(50);
     const [dead] = h.instances.listGroup('web');
