@@ -91,6 +91,7 @@ export class Reporter {
   private sessionId: string | undefined;
   private view: GroupViewSnapshot | undefined;
   private stopped = false;
+  private stopReason = '';
   private sampling = false;
   private wake: (() => void) | undefined;
   private loop: Promise<void> | undefined;
@@ -162,23 +163,26 @@ export class Reporter {
   async stop(reason: string): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    this.stopReason = reason;
     clearInterval(this.sampleTimer);
     this.wake?.();
     const sessionId = this.sessionId;
-    if (sessionId !== undefined) {
-      await new Promise<void>((resolve) => {
-        this.client.Deregister({ session_id: sessionId, instance_id: this.identity.instanceId, reason }, this.metadata(),
-          { deadline: Date.now() + Math.min(CALL_DEADLINE_MS, 2_000) }, (err) => {
-            if (err) this.log.warn({ err: { code: err.code, details: err.details } }, 'deregister failed');
-            resolve();
-          });
-      });
-    }
+    if (sessionId !== undefined) await this.deregister(sessionId, reason);
     this.stream?.cancel();
     await this.loop;
     this.client.close();
     this.nextClient?.close();
     this.log.info({ ...this.stats, reason }, 'reporter stopped');
+  }
+
+  private deregister(sessionId: string, reason: string): Promise<void> {
+    return new Promise<void>((resolve) => {
+      this.client.Deregister({ session_id: sessionId, instance_id: this.identity.instanceId, reason }, this.metadata(),
+        { deadline: Date.now() + Math.min(CALL_DEADLINE_MS, 2_000) }, (err) => {
+          if (err) this.log.warn({ err: { code: err.code, details: err.details } }, 'deregister failed');
+          resolve();
+        });
+    });
   }
 
   private scheduleSampling(): void {
@@ -225,6 +229,12 @@ export class Reporter {
       }
       try {
         const reg = await this.register();
+        if (this.stopped) {
+          // stop() came while Register was in flight: it found no session to end and no stream
+          // to cancel, so end this session here and open no stream.
+          await this.deregister(reg.session_id, this.stopReason);
+          break;
+        }
         attempt = 0;
         this.onRegistered(reg);
         await this.runStream(reg.session_id);

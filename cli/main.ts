@@ -8,6 +8,7 @@ import { version } from '../lib/version.js';
 import { ProfileSpecError, demandAt, formatProfile, parseProfileSpec } from '../sim/profile.js';
 import { StoreError } from '../store/errors.js';
 import { addGroupCommands, positive, UsageError } from './groups.js';
+import { addSimulateCommand } from './simulate.js';
 
 // Each command loads its modules when it runs: an agent never loads SQLite, the controller or
 // the AWS SDKs, which keeps its start-up and memory small (see the README's performance table).
@@ -197,6 +198,7 @@ export function buildProgram(): Command {
     });
 
   addGroupCommands(program, { withDb });
+  addSimulateCommand(program);
 
   const load = program.command('load').description('simulated demand of a group (demo mode)');
   load

@@ -11,7 +11,7 @@ describe('policy document', () => {
         scaleUp: { stabilizationMs: 0, selectPolicy: 'max', policies: [{ type: 'instances', value: 4, periodMs: 15_000 }, { type: 'percent', value: 100, periodMs: 15_000 }] },
         scaleDown: { stabilizationMs: 300_000, selectPolicy: 'max', policies: [{ type: 'percent', value: 100, periodMs: 15_000 }] },
       },
-      saturation: { enabled: true, level: 90 }, step: [], schedules: [], predictive: { mode: 'forecast-only' }, outageGuard: { enabled: true, drop: 0.8 },
+      saturation: { enabled: true, level: 90 }, step: [], schedules: [], predictive: { mode: 'forecast-only' }, outageGuard: { enabled: true, drop: 0.95 },
     });
   });
 

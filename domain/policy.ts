@@ -132,8 +132,12 @@ export type PredictivePolicy = z.output<typeof PredictiveSchema>;
 /** After a collapse of the whole group's demand, scale-in waits (retries usually follow an upstream outage). */
 export const OutageGuardSchema = z.strictObject({
   enabled: z.boolean({ error: 'must be true or false' }).default(true),
-  /** A drop of at least this share of demand… Default 0.8. */
-  drop: z.number({ error: 'must be a number' }).gt(0, { error: 'must be > 0' }).max(1, { error: 'must be <= 1' }).default(0.8),
+  /**
+   * A drop of at least this share of demand… Default 0.95: an upstream outage takes demand to
+   * about zero, while the end of a batch burst (a drop of 80–92 % in the built-in trace) is not
+   * an outage and should scale in.
+   */
+  drop: z.number({ error: 'must be a number' }).gt(0, { error: 'must be > 0' }).max(1, { error: 'must be <= 1' }).default(0.95),
   /** …within this window… Default 60 000. */
   windowMs: ms(3_600_000).refine((v) => v >= 1_000, { error: 'must be >= 1000' }).default(60_000),
   /** …holds scale-in this long. Default 600 000. */

@@ -286,7 +286,7 @@ export class MonitorServer {
         this.detector.watch(r.instance_id, r.group_id, now, 'running', true);
         this.log.info({
           instanceId: r.instance_id, groupId: r.group_id, address: r.address, agentVersion: r.agent_version, known: outcome.known, lastSeq: outcome.lastSeq,
-          auth: caller.kind, superseded: previous !== undefined,
+          auth: caller.kind, superseded: previous !== undefined, ...(caller.certFingerprint !== undefined ? { cert: caller.certFingerprint } : {}),
         }, 'agent registered');
         callback(null, { session_id: session.id, heartbeat_interval_ms: this.cfg.heartbeatIntervalMs, last_seq: outcome.lastSeq });
       }),

@@ -38,6 +38,17 @@ function downsample(values: ArrayLike<number>, buckets: number, scale = 1): numb
   return out;
 }
 
+/** Points of a line, without the interior points of flat runs (the same picture, a fraction of the bytes). */
+function points(values: readonly number[], x: (b: number) => number, y: (v: number) => number): string {
+  const out: string[] = [];
+  for (let b = 0; b < values.length; b++) {
+    const v = f1(y(values[b] as number));
+    if (b > 0 && b < values.length - 1 && f1(y(values[b - 1] as number)) === v && f1(y(values[b + 1] as number)) === v) continue;
+    out.push(`${f1(x(b))},${v}`);
+  }
+  return out.join(' ');
+}
+
 /** A round step for about `count` ticks over [0, max]. */
 function niceStep(max: number, count: number): number {
   const raw = Math.max(max, 1e-9) / count;
@@ -101,7 +112,7 @@ export function renderChart(trace: Trace, runs: readonly RunResult[], opts: Char
   // Capacity lines.
   const colorOf = (name: string, i: number) => COLORS[name] ?? EXTRA[i % EXTRA.length] as string;
   for (const [i, l] of lines.entries()) {
-    const pts = l.values.map((v, b) => `${f1(x(b))},${f1(y(v))}`).join(' ');
+    const pts = points(l.values, x, y);
     const dash = l.name === 'oracle' ? ' stroke-dasharray="5 3"' : '';
     const w = l.name === 'default' ? 2.2 : 1.4;
     parts.push(`<polyline points="${pts}" fill="none" stroke="${colorOf(l.name, i)}" stroke-width="${w}"${dash}/>`);

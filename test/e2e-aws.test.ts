@@ -58,6 +58,16 @@ class Fleet {
   }
 }
 
+/** Stop what a describe started, in order: controller, monitor server, the fleet's agents, the fake EC2. */
+async function tearDown(p: { controller?: CliProcess; monitor?: CliProcess; fleet: Fleet; ec2?: FakeEc2; db?: Db }): Promise<void> {
+  await p.controller?.stop();
+  await p.monitor?.stop();
+  await p.fleet.closeAll();
+  await p.ec2?.close();
+  p.db?.close();
+  killAll();
+}
+
 describe('e2e on EC2 (loopback): the controller with aws-ec2, agents identified through IMDSv2', () => {
   let dir: string;
   let dbPath: string;
@@ -109,14 +119,7 @@ describe('e2e on EC2 (loopback): the controller with aws-ec2, agents identified 
     await waitFor('first instance running', () => (running().length === 1 ? true : undefined), 30_000, 100);
   }, 60_000);
 
-  afterAll(async () => {
-    await controller?.stop();
-    await monitor?.stop();
-    await fleet.closeAll();
-    await ec2?.close();
-    db?.close();
-    killAll();
-  });
+  afterAll(() => tearDown({ controller, monitor, fleet, ec2, db }));
 
   it('the first instance registered under its EC2 instance id, learnt through IMDSv2', () => {
     const [row] = running();
@@ -315,14 +318,7 @@ describe('e2e on EC2 (loopback): two groups, a live policy change, a controller 
     await waitFor('web 1 and api 2 running', () => runningIn('web') === 1 && runningIn('api') === 2, 30_000, 100);
   }, 60_000);
 
-  afterAll(async () => {
-    await controller?.stop();
-    await monitor?.stop();
-    await fleet.closeAll();
-    await ec2?.close();
-    db?.close();
-    killAll();
-  });
+  afterAll(() => tearDown({ controller, monitor, fleet, ec2, db }));
 
   it('one controller, two groups: each at its own minimum, each instance tagged with its group', () => {
     const byGroup = ec2.instances().filter((i) => i.state === 'running').map((i) => i.tags['autoscaler:group']).sort();

@@ -8,11 +8,13 @@ import { X509Certificate } from 'node:crypto';
 import { copyFileSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { runAgent } from '../agent/main.js';
 import { serverLink } from '../agent/reporter.js';
 import { certsInit } from '../cli/certs.js';
 import { loadAgentConfig } from '../config/agent.js';
 import { loadMonitorServerConfig } from '../config/monitor-server.js';
 import { ConfigError } from '../config/shared.js';
+import { systemClock } from '../lib/clock.js';
 import { SESSION_METADATA_KEY, monitorProto, type HeartbeatAck__Output, type MonitorClient } from '../lib/proto.js';
 import { captureLogger, ManualClock, testGroup } from '../lib/testing.js';
 import { AGENT_KEY_METADATA_KEY, AUTHORIZATION_METADATA_KEY, isLoopbackHost, loadCertificates, loadKeyPair } from '../lib/tls.js';
@@ -312,6 +314,53 @@ describe('TLS on the gRPC listener', () => {
     await expect(handle.reloadTls()).rejects.toThrow(/MONITOR_TLS_CERT: .* is not a PEM file/);
     expect(await register(client(handle.grpcPort, { ca: ca(otherPki) }), 'i-2')).toMatchObject({ ok: true });
   });
+});
+
+describe('agent TLS reload', () => {
+  it('reloadTls re-reads the client certificate: bad files are refused and kept out; good ones are used from the next connection', async () => {
+    const live = tempDir('autoscaler-agent-live-');
+    for (const f of ['instance-i-1.crt', 'instance-i-1.key']) copyFileSync(file(f), join(live, f));
+    const dbPath = join(tempDir(), 'a.db');
+    const db = openStore(dbPath);
+    cleanup.push(() => { db.close(); });
+    new GroupStore(db).upsert(testGroup(), Date.now());
+    new InstanceStore(db).insertLaunched('web', [{ id: 'i-1', providerState: 'running' }], 'launched', 'test', Date.now());
+    const serverEnv = (port: number) => ({
+      AUTOSCALER_DB: dbPath, MONITOR_GRPC_PORT: String(port), MONITOR_HTTP_PORT: '0', MONITOR_FLUSH_INTERVAL_MS: '20', MONITOR_HEARTBEAT_INTERVAL_MS: '40',
+      MONITOR_TLS_CERT: file('server.crt'), MONITOR_TLS_KEY: file('server.key'), MONITOR_TLS_CLIENT_CA: file('ca.crt'),
+    });
+    const first = captureLogger('info');
+    let server = await new MonitorServer(loadMonitorServerConfig({ env: serverEnv(0) }), db, systemClock, first.log).start();
+    const port = server.grpcPort;
+    cleanup.push(() => server.close());
+    const agent = runAgent(loadAgentConfig({ env: {
+      AGENT_SERVER: `127.0.0.1:${port}`, AGENT_GROUP: 'web', AGENT_INSTANCE_ID: 'i-1', AGENT_SIMULATE: 'true', AGENT_INTERVAL_MS: '40',
+      AGENT_RECONNECT_MIN_MS: '20', AGENT_RECONNECT_MAX_MS: '200', AGENT_TLS_CA: file('ca.crt'),
+      AGENT_TLS_CERT: join(live, 'instance-i-1.crt'), AGENT_TLS_KEY: join(live, 'instance-i-1.key'),
+    } }), captureLogger('warn').log);
+    cleanup.push(() => agent.stop('test over'));
+    await waitFor('acked', () => agent.reporter.stats.acked >= 2);
+    const registered = (lines: Record<string, unknown>[]) => lines.filter((l) => l.msg === 'agent registered').map((l) => l.cert);
+    const oldFingerprint = new X509Certificate(readFileSync(file('instance-i-1.crt'))).fingerprint256;
+    expect(registered(first.lines)).toEqual([oldFingerprint]);
+
+    writeFileSync(join(live, 'instance-i-1.key'), 'not a key');
+    await expect(agent.reloadTls()).rejects.toThrow(/AGENT_TLS_KEY: .* is not a PEM file/);
+    // A new certificate for the same instance (a rotation): accepted, used at the next connection.
+    const rotated = tempDir('autoscaler-rotated-');
+    for (const f of ['ca.crt', 'ca.key']) copyFileSync(file(f), join(rotated, f));
+    await certsInit({ dir: rotated, instances: ['i-1'] });
+    for (const f of ['instance-i-1.crt', 'instance-i-1.key']) copyFileSync(join(rotated, f), join(live, f));
+    await agent.reloadTls();
+    const newFingerprint = new X509Certificate(readFileSync(join(live, 'instance-i-1.crt'))).fingerprint256;
+    expect(newFingerprint).not.toBe(oldFingerprint);
+
+    await server.close();
+    const second = captureLogger('info');
+    server = await new MonitorServer(loadMonitorServerConfig({ env: serverEnv(port) }), db, systemClock, second.log).start();
+    await waitFor('registered again', () => registered(second.lines).length > 0, 10_000);
+    expect(registered(second.lines)).toEqual([newFingerprint]);
+  }, 30_000);
 });
 
 describe('a real agent process over mutual TLS', () => {
