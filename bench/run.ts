@@ -55,11 +55,12 @@ function procStats(pid: number): { cpuMs: number; rssMiB: number } {
   return { cpuMs: (ticks * 1000) / CLK_TCK, rssMiB: Number(rss?.[1] ?? 0) / 1024 };
 }
 
-function seedGroup(dbPath: string, instances: number): void {
+/** The group and its instance rows, as the controller would have written them at launch (the monitor server refuses unknown ids). */
+function seedGroup(dbPath: string, instances: number, ids: readonly string[] = []): void {
   const db = openStore(dbPath);
   new GroupStore(db).upsert(spec, Date.now());
-  const store = new InstanceStore(db);
-  for (let i = 0; i < instances; i++) store.register({ id: `i-${i}`, groupId: spec.id, address: '127.0.0.1', agentVersion: 'bench' }, Date.now());
+  const all = [...Array.from({ length: instances }, (_, i) => `i-${i}`), ...ids];
+  new InstanceStore(db).insertLaunched(spec.id, all.map((id) => ({ id, providerState: 'running' })), 'launched', 'bench', Date.now());
   db.close();
 }
 
@@ -118,7 +119,7 @@ async function startMonitor(dbPath: string): Promise<{ pid: number; port: number
 async function benchGrpc(streams = 500, perStream = 200): Promise<void> {
   const dir = tmp();
   const dbPath = join(dir, 'a.db');
-  seedGroup(dbPath, 0);
+  seedGroup(dbPath, streams);
   const monitor = await startMonitor(dbPath);
   const Ctor = monitorProto().monitor.v1.Monitor;
   const client = new Ctor(`127.0.0.1:${monitor.port}`, grpc.credentials.createInsecure());
@@ -186,7 +187,7 @@ async function benchPolicy(): Promise<void> {
 async function benchAgent(): Promise<void> {
   const dir = tmp();
   const dbPath = join(dir, 'a.db');
-  seedGroup(dbPath, 0);
+  seedGroup(dbPath, 0, ['agent-bench']);
   const monitor = await startMonitor(dbPath);
   const agent = spawn(process.execPath, [cliEntry(), 'agent', '--simulate'], {
     env: { ...process.env, AGENT_SERVER: `127.0.0.1:${monitor.port}`, AGENT_GROUP: spec.id, AGENT_INSTANCE_ID: 'agent-bench', LOG_LEVEL: 'warn' },

@@ -23,12 +23,23 @@ function sources(opts: { config?: string }, overrides: Record<string, string> = 
   return { env: { ...process.env, ...overrides }, file: opts.config ?? process.env.AUTOSCALER_CONFIG };
 }
 
+/** A running daemon: how to stop it, and how to reload its TLS files if it has any. */
+interface Served {
+  close(): Promise<void>;
+  reloadTls?: (() => Promise<void>) | undefined;
+}
+
 /**
  * Run a daemon until SIGINT/SIGTERM: the first signal closes it gracefully, a second one exits at
  * once. This is the only place that owns signals and exits.
  */
-async function serve(log: Logger, start: () => Promise<{ close(): Promise<void> }> | { close(): Promise<void> }, done?: Promise<void>): Promise<void> {
+async function serve(log: Logger, start: () => Promise<Served> | Served, done?: Promise<void>): Promise<void> {
   const handle = await start();
+  // SIGHUP reloads TLS files where the daemon has them (certificate rotation); it never ends the process.
+  process.on('SIGHUP', () => {
+    if (handle.reloadTls === undefined) return log.info({ signal: 'SIGHUP' }, 'nothing to reload');
+    void handle.reloadTls().catch((err: unknown) => log.error({ err }, 'TLS reload failed; keeping the previous files'));
+  });
   let closing = false;
   const shutdown = async (signal: string) => {
     if (closing) {
@@ -53,6 +64,11 @@ async function serve(log: Logger, start: () => Promise<{ close(): Promise<void> 
     log.flush();
     process.exit();
   }
+}
+
+/** Commander: a repeatable option. */
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
 }
 
 function dbPath(opts: { db?: string }): string {
@@ -97,7 +113,7 @@ export function buildProgram(): Command {
       }));
       const log = createLogger({ level: cfg.logLevel, process: 'agent' });
       const agent = runAgent(cfg, log);
-      await serve(log, () => ({ close: () => agent.stop('signal') }), agent.done);
+      await serve(log, () => ({ close: () => agent.stop('signal'), reloadTls: () => agent.reloadTls() }), agent.done);
     });
 
   program
@@ -198,6 +214,44 @@ export function buildProgram(): Command {
     });
 
   addGroupCommands(program, { withDb });
+
+  program
+    .command('certs')
+    .description('certificates for the gRPC listener (quick start; use your own PKI in production)')
+    .command('init')
+    .description('make a CA, a server certificate and client certificates in DIR (with openssl); reuses an existing CA')
+    .argument('<dir>', 'where the files go')
+    .option('--host <name>', 'a name or IP the server certificate is valid for (repeatable; localhost, 127.0.0.1 and ::1 are always in)', collect, [])
+    .option('--instance <id>', 'a client certificate naming one instance (repeatable)', collect, [])
+    .option('--group <id>', 'a client certificate for every instance of a group (repeatable)', collect, [])
+    .option('--days <n>', 'validity of the server and client certificates (the CA lasts 5× longer)', '365')
+    .action(async (dir: string, opts: { host: string[]; instance: string[]; group: string[]; days: string }) => {
+      const { certsInit } = await import('./certs.js');
+      const files = await certsInit({ dir, hosts: opts.host, instances: opts.instance, groups: opts.group, days: positive(opts.days, '--days') });
+      for (const f of files) process.stdout.write(`${f}\n`);
+    });
+
+  const dbCmd = program.command('db').description('the SQLite file: online backup and integrity check');
+  dbCmd
+    .command('backup')
+    .description('a consistent copy while the daemons run (SQLite online backup), checked before it gets its name')
+    .argument('<file>', 'where the copy goes (refused if it exists, unless --force)')
+    .option('--force', 'replace an existing file')
+    .option('--db <path>', 'SQLite file (AUTOSCALER_DB)')
+    .action(async (file: string, opts: { force?: boolean; db?: string }) => {
+      const { dbBackup } = await import('./db.js');
+      process.stdout.write(`${await dbBackup(dbPath(opts), file, { overwrite: opts.force === true })}\n`);
+    });
+  dbCmd
+    .command('check')
+    .description('integrity, foreign keys, schema version, WAL size, row counts; exit 1 when not ok')
+    .option('--db <path>', 'SQLite file (AUTOSCALER_DB)')
+    .action(async (opts: { db?: string }) => {
+      const { dbCheck } = await import('./db.js');
+      const r = dbCheck(dbPath(opts));
+      for (const l of r.lines) process.stdout.write(`${l}\n`);
+      if (!r.ok) process.exitCode = 1;
+    });
   addSimulateCommand(program);
 
   const load = program.command('load').description('simulated demand of a group (demo mode)');

@@ -1,6 +1,7 @@
 import { z } from 'zod';
+import { PHI_DEFAULTS } from '../domain/liveness.js';
 import { isLoopbackHost, redactingSecrets, tokenProblem } from '../lib/tls.js';
-import { DEFAULT_DB_PATH, bool, compileConfig, type CrossCheck, int, logLevel, port, str, type ConfigSources } from './shared.js';
+import { DEFAULT_DB_PATH, bool, compileConfig, type CrossCheck, int, logLevel, num, port, str, type ConfigSources } from './shared.js';
 
 /** Heartbeat interval announced to agents. */
 export const DEFAULT_HEARTBEAT_INTERVAL_MS = 1_000;
@@ -51,6 +52,10 @@ const shape = {
   MONITOR_HEARTBEAT_INTERVAL_MS: int(DEFAULT_HEARTBEAT_INTERVAL_MS, 10, 600_000),
   MONITOR_SUSPECT_AFTER_MS: int(DEFAULT_SUSPECT_AFTER_MS, 10, 3_600_000),
   MONITOR_DEAD_AFTER_MS: int(DEFAULT_DEAD_AFTER_MS, 10, 3_600_000),
+  MONITOR_FAILURE_DETECTOR: z.enum(['phi', 'timeout'], { error: 'must be phi or timeout' }).default('phi'),
+  MONITOR_PHI_THRESHOLD: num(PHI_DEFAULTS.phiThreshold, 1, 100),
+  MONITOR_PHI_ACCEPTABLE_PAUSE_MS: int(PHI_DEFAULTS.acceptablePauseMs, 0, 600_000),
+  MONITOR_PHI_MIN_STD_MS: int(PHI_DEFAULTS.minStdDevMs, 1, 60_000),
   MONITOR_FLUSH_INTERVAL_MS: int(DEFAULT_FLUSH_INTERVAL_MS, 1, 60_000),
   MONITOR_FLUSH_MAX_ROWS: int(DEFAULT_FLUSH_MAX_ROWS, 1, 1_000_000),
   MONITOR_SAMPLE_RETENTION_MS: int(DEFAULT_SAMPLE_RETENTION_MS, 60_000),
@@ -126,7 +131,14 @@ export interface MonitorServerConfig {
   readonly heartbeatIntervalMs: number;
   /** Silence before suspect / dead, ms. Defaults 2500 / 4500. */
   readonly suspectAfterMs: number;
+  /** The `timeout` detector's dead threshold, ms. Default 4500. */
   readonly deadAfterMs: number;
+  /** `phi` (phi accrual, adaptive; default) or `timeout` (dead after deadAfterMs of silence). */
+  readonly detector: 'phi' | 'timeout';
+  /** Phi accrual: φ at which an instance is dead (default 8), pause tolerated on top of the mean interval (default 3000 ms), floor of the standard deviation (default 100 ms). */
+  readonly phiThreshold: number;
+  readonly acceptablePauseMs: number;
+  readonly minStdDevMs: number;
   /** Batched writer limits. Defaults 200 ms / 1000 rows. */
   readonly flushIntervalMs: number;
   readonly flushMaxRows: number;
@@ -177,6 +189,10 @@ export function loadMonitorServerConfig(sources: ConfigSources): MonitorServerCo
     heartbeatIntervalMs: c.MONITOR_HEARTBEAT_INTERVAL_MS,
     suspectAfterMs: c.MONITOR_SUSPECT_AFTER_MS,
     deadAfterMs: c.MONITOR_DEAD_AFTER_MS,
+    detector: c.MONITOR_FAILURE_DETECTOR,
+    phiThreshold: c.MONITOR_PHI_THRESHOLD,
+    acceptablePauseMs: c.MONITOR_PHI_ACCEPTABLE_PAUSE_MS,
+    minStdDevMs: c.MONITOR_PHI_MIN_STD_MS,
     flushIntervalMs: c.MONITOR_FLUSH_INTERVAL_MS,
     flushMaxRows: c.MONITOR_FLUSH_MAX_ROWS,
     sampleRetentionMs: c.MONITOR_SAMPLE_RETENTION_MS,

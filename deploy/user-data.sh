@@ -13,6 +13,11 @@ AUTOSCALER_TARBALL="${AUTOSCALER_TARBALL:-/opt/autoscaler.tgz}"
 AUTOSCALER_URL="${AUTOSCALER_URL:-}"
 # Report simulated load instead of real CPU (demos only).
 AGENT_SIMULATE="${AGENT_SIMULATE:-false}"
+# Mutual TLS to the monitor server (docs/security.md): `autoscaler certs init DIR --group GROUP_ID`
+# makes ca.crt and group-GROUP_ID.crt/.key; put them at /etc/autoscaler/tls/{ca.crt,agent.crt,agent.key}
+# (root-only) in the AMI or from your bootstrap (e.g. AWS Secrets Manager with the instance profile)
+# before this script runs. The unit passes them to the agent with systemd's LoadCredential=.
+CREDENTIALS=/run/credentials/autoscaler-agent.service
 
 set -euo pipefail
 umask 022
@@ -63,6 +68,9 @@ AGENT_SERVER=${MONITOR_SERVER}
 AGENT_GROUP=${GROUP_ID}
 AGENT_IDENTITY=imds
 AGENT_SIMULATE=${AGENT_SIMULATE}
+AGENT_TLS_CA=${CREDENTIALS}/ca.pem
+AGENT_TLS_CERT=${CREDENTIALS}/agent.pem
+AGENT_TLS_KEY=${CREDENTIALS}/agent-key.pem
 LOG_LEVEL=info
 ENV
 chmod 0600 /etc/autoscaler/agent.env

@@ -92,9 +92,9 @@ describe('phi accrual (the default detector)', () => {
     const t = run(new FailureDetector(phiCfg), 60_000);
     const dead = t.find((x) => x.to === 'dead');
     expect(dead).toBeDefined();
-    const last = 60_000 - ((60_000 / 1_000) % 3 === 0 ? 30 : 0);
-    expect((dead?.t ?? Infinity) - last).toBeLessThanOrEqual(10_000);
-    expect((dead?.t ?? 0) - 59_000).toBeGreaterThan(4_000);
+    // The last heartbeat came at most 1.03 s before 60 s (the run stops beating there).
+    expect((dead?.t ?? Infinity) - 60_000).toBeLessThanOrEqual(10_000);
+    expect((dead?.t ?? 0) - 60_000).toBeGreaterThan(3_000); // not before the acceptable pause
     expect(dead?.reason).toMatch(/^no heartbeat for \d+ ms \(φ \d+\.\d ≥ 8\)$/);
   });
 

@@ -42,7 +42,9 @@ export interface LivenessConfig {
   readonly maxSamples?: number | undefined;
 }
 
-export const PHI_DEFAULTS = Object.freeze({ phiThreshold: 8, acceptablePauseMs: 3_000, minStdDevMs: 100, maxSamples: 200, heartbeatIntervalMs: 1_000 });
+import { PHI_DEFAULTS } from '../domain/liveness.js';
+
+export { PHI_DEFAULTS };
 
 export interface Transition {
   readonly instanceId: string;
@@ -129,7 +131,7 @@ export class FailureDetector {
     if (!(cfg.deadAfterMs > cfg.suspectAfterMs && cfg.suspectAfterMs > 0)) {
       throw new TypeError('FailureDetector needs 0 < suspectAfterMs < deadAfterMs');
     }
-    this.mode = cfg.detector ?? 'timeout'; // PENDING: phi once MONITOR_FAILURE_DETECTOR is wired
+    this.mode = cfg.detector ?? 'phi';
     this.p = {
       phiThreshold: cfg.phiThreshold ?? PHI_DEFAULTS.phiThreshold,
       acceptablePauseMs: cfg.acceptablePauseMs ?? PHI_DEFAULTS.acceptablePauseMs,

@@ -13,6 +13,7 @@ import { captureLogger, testGroup } from '../lib/testing.js';
 import { MonitorServer } from '../monitor-server/server.js';
 import { openStore } from '../store/db.js';
 import { GroupStore } from '../store/groups.js';
+import { InstanceStore } from '../store/instances.js';
 import { startFakeImds, type FakeImds, type FakeImdsOptions } from './fake-aws/imds.js';
 import { killAll, runCli, startCli, tempDir, waitFor } from './helpers.js';
 
@@ -194,13 +195,15 @@ describe('autoscaler agent with AGENT_IDENTITY=imds (built CLI)', () => {
     const db = openStore(dbPath);
     cleanup.push(() => { db.close(); });
     new GroupStore(db).upsert(testGroup(), Date.now());
+    // The controller recorded the launch (the monitor server refuses ids it does not know).
+    new InstanceStore(db).insertLaunched('web', [{ id: ID, providerState: 'running' }], 'launched', 'test', Date.now());
     const server = await new MonitorServer(loadMonitorServerConfig({ env: {
       AUTOSCALER_DB: dbPath, MONITOR_GRPC_PORT: '0', MONITOR_HTTP_PORT: '0', MONITOR_HEARTBEAT_INTERVAL_MS: '100', MONITOR_FLUSH_INTERVAL_MS: '20',
     } }), db, systemClock, captureLogger('warn').log).start();
     cleanup.push(() => server.close());
     const agent = startCli(['agent', '--simulate'], { ...agentEnv(f.url), AGENT_SERVER: `127.0.0.1:${server.grpcPort}`, AGENT_GROUP: 'web' });
     cleanup.push(() => agent.stop());
-    const row = await waitFor('the IMDS id registered', () => db.prepare('SELECT id, address FROM instances WHERE id = ?').get(ID) as { id: string; address: string } | undefined);
+    const row = await waitFor('the IMDS id registered', () => db.prepare('SELECT id, address FROM instances WHERE id = ? AND registered_at IS NOT NULL').get(ID) as { id: string; address: string } | undefined);
     expect(row).toEqual({ id: ID, address: '10.1.2.3' });
     expect(db.prepare('SELECT COUNT(*) AS n FROM instances').get()).toEqual({ n: 1 });
     expect(agent.logs().find((l) => l.msg === 'agent starting')).toMatchObject({ instanceId: ID, identitySource: 'imds', zone: 'eu-west-1b', instanceType: 'm7g.large' });

@@ -19,7 +19,7 @@ describe('monitor server restart', () => {
     const instances = new InstanceStore(db);
     // Seen a minute ago, before the monitor server went away.
     instances.register({ id: 'i-1', groupId: 'web', address: '', agentVersion: '' }, clock.now() - 60_000);
-    const cfg = loadMonitorServerConfig({ env: { AUTOSCALER_DB: dbPath, MONITOR_GRPC_PORT: '0', MONITOR_HTTP_PORT: '0', MONITOR_STARTUP_GRACE_MS: '15000' } });
+    const cfg = loadMonitorServerConfig({ env: { AUTOSCALER_DB: dbPath, MONITOR_GRPC_PORT: '0', MONITOR_HTTP_PORT: '0', MONITOR_STARTUP_GRACE_MS: '15000', MONITOR_FAILURE_DETECTOR: 'timeout' } });
     const server = await new MonitorServer(cfg, db, clock, captureLogger('warn').log).start();
     try {
       await waitFor('suspect (no stream yet)', () => instances.get('i-1')?.state === 'suspect');

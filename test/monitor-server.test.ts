@@ -24,7 +24,9 @@ beforeEach(async () => {
   db = openStore(dbPath);
   new GroupStore(db).upsert(spec, 0);
   clock = new ManualClock();
-  const cfg = loadMonitorServerConfig({ env: { AUTOSCALER_DB: dbPath, MONITOR_GRPC_PORT: '0', MONITOR_HTTP_PORT: '0', MONITOR_FLUSH_INTERVAL_MS: '20', MONITOR_MAX_MESSAGE_BYTES: '4096' } });
+  const cfg = loadMonitorServerConfig({ env: { AUTOSCALER_DB: dbPath, MONITOR_GRPC_PORT: '0', MONITOR_HTTP_PORT: '0', MONITOR_FLUSH_INTERVAL_MS: '20', MONITOR_MAX_MESSAGE_BYTES: '4096',
+    // These tests drive liveness on a manual clock with the timeout rule's thresholds; phi accrual has its own (monitor-server/liveness.test.ts, test/e2e.test.ts).
+    MONITOR_FAILURE_DETECTOR: 'timeout' } });
   handle = await new MonitorServer(cfg, db, clock, captureLogger('warn').log).start();
   const Ctor = monitorProto().monitor.v1.Monitor;
   client = new Ctor(`127.0.0.1:${handle.grpcPort}`, grpc.credentials.createInsecure());
