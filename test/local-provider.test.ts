@@ -38,13 +38,20 @@ async function setup(terminateTimeoutMs = 3_000) {
     log: captureLogger('warn').log,
   });
   cleanup.push(() => provider.close());
-  return { db, provider, instances: new InstanceStore(db) };
+  const instances = new InstanceStore(db);
+  // What the controller does with a launch result: record the rows (the monitor server refuses unknown ids).
+  const launch = async (req: { groupId: string; token: string; count: number }) => {
+    const r = await provider.launch(req);
+    instances.insertLaunched(req.groupId, r.instances.map((i) => ({ id: i.id, providerState: i.state })), 'launched', 'test', Date.now());
+    return r;
+  };
+  return { db, provider, instances, launch };
 }
 
 describe('local provider (real child processes)', () => {
   it('launches agents under ids it chooses, which they register with; lists them; terminates with SIGTERM', async () => {
-    const { provider, instances } = await setup();
-    const launched = await provider.launch({ groupId: 'web', token: 'tok-1', count: 2 });
+    const { provider, instances, launch } = await setup();
+    const launched = await launch({ groupId: 'web', token: 'tok-1', count: 2 });
     const [a, b] = launched.instances.map((i) => i.id) as [string, string];
     expect(a).toMatch(/^web-[0-9a-f]{8}$/);
     expect(launched.instances[0]).toMatchObject({ state: 'running', launchToken: 'tok-1', zone: 'local' });
@@ -69,8 +76,8 @@ describe('local provider (real child processes)', () => {
   });
 
   it('reports an agent killed with SIGKILL as gone', async () => {
-    const { provider, instances } = await setup();
-    const [a] = (await provider.launch({ groupId: 'web', token: 't', count: 1 })).instances;
+    const { provider, instances, launch } = await setup();
+    const [a] = (await launch({ groupId: 'web', token: 't', count: 1 })).instances;
     await waitFor('registered', () => instances.get(a?.id ?? '')?.state === 'running', 15_000);
     process.kill(provider.pids()[0] as number, 'SIGKILL');
     const gone = await waitFor('gone', async () => (await provider.list('web')).instances.find((p) => p.state === 'gone'));
