@@ -1,7 +1,7 @@
 import { hostname } from 'node:os';
 import type { AgentConfig, IdentitySource } from '../config/agent.js';
 import { ConfigError } from '../config/shared.js';
-import { ImdsClient, ImdsError, type ImdsClientOptions } from './imds.js';
+import { ImdsClient, ImdsError, type ImdsClientOptions, type InstanceIdentityDocument } from './imds.js';
 
 export interface Identity {
   /** Id the agent registers under: AGENT_INSTANCE_ID, the EC2 instance id, or the hostname. */
@@ -56,8 +56,24 @@ export interface DiscoverOptions {
  * with the ImdsError as `cause`. An abort rethrows the ImdsError (code `aborted`).
  */
 export async function discoverIdentity(cfg: AgentConfig, opts: DiscoverOptions = {}): Promise<Identity> {
+  return (await discoverIdentityWithProof(cfg, opts)).identity;
+}
+
+/** An identity, and for `imds` the signed instance identity document that proves it. */
+export interface ProvenIdentity {
+  readonly identity: Identity;
+  /** `imds` only: the document and its signature, sent with every Register. */
+  readonly document: InstanceIdentityDocument | undefined;
+}
+
+/**
+ * {@link discoverIdentity}, and with `imds` also the instance identity document and its
+ * signature (one IMDS session for both). A document that is missing or names another instance
+ * than instance-id fails like any other IMDS answer (ConfigError).
+ */
+export async function discoverIdentityWithProof(cfg: AgentConfig, opts: DiscoverOptions = {}): Promise<ProvenIdentity> {
   const host = opts.host ?? hostname();
-  if (cfg.identity !== 'imds') return resolveIdentity(cfg, host);
+  if (cfg.identity !== 'imds') return { identity: resolveIdentity(cfg, host), document: undefined };
   const client = new ImdsClient({
     ...opts.imds,
     endpoint: cfg.imdsEndpoint,
@@ -67,7 +83,11 @@ export async function discoverIdentity(cfg: AgentConfig, opts: DiscoverOptions =
   });
   try {
     const id = await client.identity();
-    return {
+    const document = await client.identityDocument();
+    if (document.instanceId !== id.instanceId) {
+      throw new ImdsError(`IMDS at ${client.endpoint} returned an identity document for ${document.instanceId}, not ${id.instanceId}`, 'invalid-response', client.endpoint, '/latest/dynamic/instance-identity/document');
+    }
+    const identity: Identity = {
       instanceId: id.instanceId,
       groupId: cfg.groupId,
       address: cfg.address || id.localIpv4 || host,
@@ -75,6 +95,7 @@ export async function discoverIdentity(cfg: AgentConfig, opts: DiscoverOptions =
       zone: id.availabilityZone,
       instanceType: id.instanceType,
     };
+    return { identity, document };
   } catch (err) {
     if (err instanceof ImdsError && err.code === 'aborted') throw err;
     const why = err instanceof Error ? err.message : String(err);

@@ -69,6 +69,23 @@ export interface ImdsIdentity {
   readonly localIpv4: string | undefined;
 }
 
+/**
+ * The signed instance identity document (AWS EC2 user guide, "Instance identity documents" and
+ * "Verify the instance identity document"): the JSON document's bytes exactly as served (the
+ * signature covers them), and its `signature`: base64 of an RSA SHA-256 signature.
+ */
+export interface InstanceIdentityDocument {
+  readonly document: Buffer;
+  /** Base64, whitespace removed. */
+  readonly signature: string;
+  /** The document's instanceId. */
+  readonly instanceId: string;
+}
+
+/** Where IMDS serves the document and its signatures. */
+export const IID_DOCUMENT_PATH = '/latest/dynamic/instance-identity/document';
+export const IID_SIGNATURE_PATH = '/latest/dynamic/instance-identity/signature';
+
 export interface ImdsClientOptions {
   /** Base URL, http only, no path. Default http://169.254.169.254. */
   readonly endpoint?: string;
@@ -86,6 +103,7 @@ interface Answer {
   readonly status: number;
   readonly headers: IncomingHttpHeaders;
   readonly body: string;
+  readonly bytes: Buffer;
 }
 
 /** A failure worth another try (timeouts, connection errors, 5xx), with what to report. */
@@ -132,11 +150,40 @@ export class ImdsClient {
     return { instanceId, availabilityZone, instanceType, localIpv4: ip };
   }
 
+  /**
+   * The instance identity document and its RSA signature. The document must be JSON naming an
+   * EC2 instance id and the signature base64; the server verifies the signature.
+   */
+  async identityDocument(): Promise<InstanceIdentityDocument> {
+    const doc = await this.get(IID_DOCUMENT_PATH);
+    const sig = (await this.get(IID_SIGNATURE_PATH)).body.replace(/\s+/g, '');
+    let instanceId: unknown;
+    try {
+      instanceId = (JSON.parse(doc.body) as { instanceId?: unknown }).instanceId;
+    } catch {
+      instanceId = undefined;
+    }
+    if (typeof instanceId !== 'string' || !EC2_INSTANCE_ID_PATTERN.test(instanceId)) {
+      throw new ImdsError(`IMDS at ${this.endpoint} returned an instance identity document without an EC2 instanceId`, 'invalid-response', this.endpoint, IID_DOCUMENT_PATH);
+    }
+    if (!/^[A-Za-z0-9+/]+={0,2}$/.test(sig)) {
+      throw new ImdsError(`IMDS at ${this.endpoint} returned a signature that is not base64`, 'invalid-response', this.endpoint, IID_SIGNATURE_PATH);
+    }
+    return { document: doc.bytes, signature: sig, instanceId };
+  }
+
   /** GET /latest/meta-data/<path> with the session token; a 401 fetches a new token once. */
   metadata(path: string): Promise<string>;
   metadata(path: string, opts: { missingOk: true }): Promise<string | undefined>;
   async metadata(path: string, opts: { missingOk?: boolean } = {}): Promise<string | undefined> {
-    const full = `/latest/meta-data/${path}`;
+    const answer = await this.get(`/latest/meta-data/${path}`, opts.missingOk ?? false);
+    return answer === undefined ? undefined : answer.body.trim();
+  }
+
+  /** GET `full` with the session token; a 401 fetches a new token once; 404 is undefined when `missingOk`. */
+  private get(full: string): Promise<Answer>;
+  private get(full: string, missingOk: boolean): Promise<Answer | undefined>;
+  private async get(full: string, missingOk = false): Promise<Answer | undefined> {
     let answer = await this.send('GET', full, { 'x-aws-ec2-metadata-token': await this.sessionToken() });
     if (answer.status === 401) {
       // The token expired or this IMDS did not accept it: one fresh token, one more try.
@@ -146,9 +193,9 @@ export class ImdsClient {
         throw new ImdsError(`IMDS at ${this.endpoint} refused a fresh session token for ${full} (401)`, 'token-refused', this.endpoint, full, 401);
       }
     }
-    if (answer.status === 404 && opts.missingOk) return undefined;
+    if (answer.status === 404 && missingOk) return undefined;
     if (answer.status !== 200) throw this.statusError('GET', full, answer.status);
-    return answer.body.trim();
+    return answer;
   }
 
   private async checked(path: string, pattern: RegExp): Promise<string> {
@@ -242,7 +289,10 @@ export class ImdsClient {
           }
           chunks.push(b);
         });
-        res.on('end', () => finish(() => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') })));
+        res.on('end', () => finish(() => {
+          const bytes = Buffer.concat(chunks);
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, body: bytes.toString('utf8'), bytes });
+        }));
         res.on('error', (err: NodeJS.ErrnoException) => finish(() => reject(new Transient('unreachable', err.code ?? err.message, undefined, { cause: err }))));
       });
       req.end();

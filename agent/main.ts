@@ -2,7 +2,8 @@ import type { AgentConfig } from '../config/agent.js';
 import { systemClock, type Clock } from '../lib/clock.js';
 import type { Logger } from '../lib/logger.js';
 import { version } from '../lib/version.js';
-import { discoverIdentity, resolveIdentity, type DiscoverOptions, type Identity } from './identity.js';
+import { discoverIdentityWithProof, resolveIdentity, type DiscoverOptions, type Identity } from './identity.js';
+import type { InstanceIdentityDocument } from './imds.js';
 import { Reporter, serverLink } from './reporter.js';
 import { SimulatedSampler, SystemSampler, type Sampler } from './sampler.js';
 
@@ -65,13 +66,14 @@ export function runAgent(cfg: AgentConfig, rootLog: Logger, clock: Clock = syste
     })();
     return stopping;
   };
-  const begin = (identity: Identity): Identity => {
+  const begin = (identity: Identity, document?: InstanceIdentityDocument): Identity => {
     log = rootLog.child({ component: 'agent', instanceId: identity.instanceId, groupId: identity.groupId });
-    reporter = new Reporter(cfg, identity, sampler, clock, rootLog, Math.random, link);
+    reporter = new Reporter(cfg, identity, sampler, clock, rootLog, Math.random, link, document);
     log.info({
       server: cfg.server, transport: link.transport, authToken: link.token !== '', sampler: sampler.kind, version: version(), address: identity.address, identitySource: identity.source,
       ...(identity.zone !== undefined ? { zone: identity.zone } : {}),
       ...(identity.instanceType !== undefined ? { instanceType: identity.instanceType } : {}),
+      identityDocument: document !== undefined, launchToken: cfg.launchToken !== '',
     }, 'agent starting');
     reporter.start();
     return identity;
@@ -85,10 +87,10 @@ export function runAgent(cfg: AgentConfig, rootLog: Logger, clock: Clock = syste
   let ready: Promise<Identity>;
   if (cfg.identity === 'imds') {
     log.debug({ endpoint: cfg.imdsEndpoint }, 'asking IMDS for the instance identity');
-    ready = discoverIdentity(cfg, { ...opts.identity, signal: lookup.signal }).then(
-      (identity) => {
+    ready = discoverIdentityWithProof(cfg, { ...opts.identity, signal: lookup.signal }).then(
+      (proven) => {
         if (stopping !== undefined) throw new Error('agent stopped before its identity was known');
-        return begin(identity);
+        return begin(proven.identity, proven.document);
       },
       (err: unknown) => {
         // stop() during the lookup is a normal end; anything else ends the agent with the error.

@@ -7,7 +7,11 @@ import type { Logger } from '../lib/logger.js';
 import { SESSION_METADATA_KEY, monitorProto, type HeartbeatAck__Output, type MonitorClient, type RegisterResponse__Output } from '../lib/proto.js';
 import { AGENT_KEY_METADATA_KEY, AUTHORIZATION_METADATA_KEY, loadCertificates, loadKeyPair, problemsOf, type KeyPair } from '../lib/tls.js';
 import { version } from '../lib/version.js';
+import {
+  IID_DOCUMENT_METADATA_KEY, IID_NONCE_METADATA_KEY, IID_SIGNATURE_METADATA_KEY, LAUNCH_TOKEN_METADATA_KEY,
+} from '../monitor-server/identity.js';
 import type { Identity } from './identity.js';
+import type { InstanceIdentityDocument } from './imds.js';
 import type { GroupViewSnapshot, Sampler } from './sampler.js';
 
 /** Deadline of Register and Deregister calls. */
@@ -81,6 +85,12 @@ export class Reporter {
   private link: ServerLink;
   /** Drawn once per process: the server binds this agent's live session to it (identity.ts). */
   private readonly agentKey = randomBytes(16).toString('hex');
+  /**
+   * Drawn once per process and sent with the identity document: the server binds the instance to
+   * the first nonce it saw with a verified document, so a restarted agent (a new nonce) is refused
+   * until an operator clears the binding (docs/security.md, "Identity proofs").
+   */
+  private readonly nonce = randomBytes(16).toString('hex');
   private buffer: Pending[] = [];
   private nextSeq = 1;
   /** Until the first registration, buffered seqs are provisional (renumbered after the server's last_seq). */
@@ -105,6 +115,8 @@ export class Reporter {
     rootLog: Logger,
     private readonly random: () => number = Math.random,
     link: ServerLink = serverLink(cfg, clock.now()),
+    /** The signed instance identity document (AGENT_IDENTITY=imds), sent with every Register. */
+    private readonly document: InstanceIdentityDocument | undefined = undefined,
   ) {
     this.log = rootLog.child({ component: 'reporter', instanceId: identity.instanceId });
     this.intervalMs = cfg.intervalMs;
@@ -146,6 +158,18 @@ export class Reporter {
     const md = new grpc.Metadata();
     if (this.link.token !== '') md.set(AUTHORIZATION_METADATA_KEY, `Bearer ${this.link.token}`);
     md.set(AGENT_KEY_METADATA_KEY, this.agentKey);
+    return md;
+  }
+
+  /** Register's metadata: the call metadata plus the identity proofs this agent holds. */
+  private registerMetadata(): grpc.Metadata {
+    const md = this.metadata();
+    if (this.cfg.launchToken !== '') md.set(LAUNCH_TOKEN_METADATA_KEY, this.cfg.launchToken);
+    if (this.document !== undefined) {
+      md.set(IID_DOCUMENT_METADATA_KEY, this.document.document.toString('base64'));
+      md.set(IID_SIGNATURE_METADATA_KEY, this.document.signature);
+      md.set(IID_NONCE_METADATA_KEY, this.nonce);
+    }
     return md;
   }
 
@@ -272,7 +296,7 @@ export class Reporter {
     return new Promise((resolve, reject) => {
       this.client.Register(
         { instance_id: this.identity.instanceId, group_id: this.identity.groupId, agent_version: version(), address: this.identity.address },
-        this.metadata(),
+        this.registerMetadata(),
         { deadline: Date.now() + CALL_DEADLINE_MS },
         (err, res) => (err || res === undefined ? reject(err ?? new Error('empty response')) : resolve(res)),
       );

@@ -231,6 +231,20 @@ export function buildProgram(): Command {
       for (const f of files) process.stdout.write(`${f}\n`);
     });
 
+  program
+    .command('identity')
+    .description('EC2 identity-document bindings')
+    .command('forget')
+    .description('clear the nonce an instance\'s first registration bound, so that a restarted agent (a new nonce) may register again')
+    .argument('<instance>', 'instance id')
+    .option('--db <path>', 'SQLite file (AUTOSCALER_DB)')
+    .action((instance: string, opts: { db?: string }) => withDb(opts, false, async (db) => {
+      const { IdentityBindingStore } = await import('../store/secrets.js');
+      const { actor } = await import('./groups.js');
+      const cleared = new IdentityBindingStore(db).clear(instance);
+      process.stdout.write(cleared ? `identity binding of ${instance} cleared by ${actor()}\n` : `no identity binding for ${instance}\n`);
+    }));
+
   const dbCmd = program.command('db').description('the SQLite file: online backup and integrity check');
   dbCmd
     .command('backup')

@@ -61,11 +61,12 @@ const shape = {
     if (problem !== undefined) ctx.issues.push({ code: 'custom', message: problem, input: ctx.value });
   }),
   AGENT_INSECURE: bool(false),
+  AGENT_LAUNCH_TOKEN: z.string().regex(/^([0-9a-f]{64})?$/, { error: 'must be 64 hex digits (the local provider sets it)' }).default(''),
   LOG_LEVEL: logLevel(),
 };
 
 /** Keys whose values are never echoed in error messages. */
-const SECRET_KEYS = ['AGENT_AUTH_TOKEN'];
+const SECRET_KEYS = ['AGENT_AUTH_TOKEN', 'AGENT_LAUNCH_TOKEN'];
 
 const checks: readonly CrossCheck<typeof shape>[] = [
   (c) => (c.AGENT_RECONNECT_MAX_MS !== undefined && c.AGENT_RECONNECT_MIN_MS !== undefined && c.AGENT_RECONNECT_MAX_MS < c.AGENT_RECONNECT_MIN_MS
@@ -139,6 +140,8 @@ export interface AgentConfig {
   readonly authToken: string;
   /** Plaintext allowed to a non-loopback server. Default false. */
   readonly insecure: boolean;
+  /** Per-launch secret the local provider gives each agent (AGENT_LAUNCH_TOKEN), sent with Register; empty: none. */
+  readonly launchToken: string;
   readonly logLevel: z.output<ReturnType<typeof logLevel>>;
 }
 
@@ -169,6 +172,7 @@ export function loadAgentConfig(sources: ConfigSources): AgentConfig {
       : undefined,
     authToken: c.AGENT_AUTH_TOKEN,
     insecure: c.AGENT_INSECURE,
+    launchToken: c.AGENT_LAUNCH_TOKEN,
     logLevel: c.LOG_LEVEL,
   });
 }

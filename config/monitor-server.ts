@@ -82,6 +82,9 @@ const shape = {
     }),
   MONITOR_INSECURE: bool(false),
   MONITOR_ALLOW_UNKNOWN_INSTANCES: bool(false),
+  MONITOR_EC2_IDENTITY_CERTS: str(''),
+  MONITOR_REQUIRE_EC2_IDENTITY: bool(false),
+  MONITOR_REQUIRE_LAUNCH_TOKEN: bool(false),
   LOG_LEVEL: logLevel(),
 };
 
@@ -105,6 +108,8 @@ const checks: readonly CrossCheck<typeof shape>[] = [
   (c) => (c.MONITOR_GRPC_HOST !== undefined && !c.MONITOR_TLS_CERT && c.MONITOR_INSECURE === false && !isLoopbackHost(c.MONITOR_GRPC_HOST)
     ? ['MONITOR_GRPC_HOST', 'is not a loopback address and the gRPC listener has no TLS: set MONITOR_TLS_CERT and MONITOR_TLS_KEY '
       + '(`autoscaler certs init DIR` makes them; add MONITOR_TLS_CLIENT_CA for mutual TLS), or MONITOR_INSECURE=true to allow plaintext'] : undefined),
+  (c) => (c.MONITOR_REQUIRE_EC2_IDENTITY === true && !c.MONITOR_EC2_IDENTITY_CERTS
+    ? ['MONITOR_REQUIRE_EC2_IDENTITY', 'is true but MONITOR_EC2_IDENTITY_CERTS is not set: give the PEM file of the AWS public certificates (RSA) of your regions'] : undefined),
 ];
 
 /** PEM files of the gRPC listener's TLS; re-read by reloadTls() (SIGHUP). */
@@ -172,6 +177,16 @@ export interface MonitorServerConfig {
   readonly insecure: boolean;
   /** Register accepted for ids the store does not know (standalone agents without a controller). Default false. */
   readonly allowUnknownInstances: boolean;
+  /**
+   * PEM file with AWS's public certificates for instance identity document signatures (the RSA
+   * ones, for the regions in use; shipped as config, never fetched). Empty: documents are not
+   * checked. Default empty.
+   */
+  readonly ec2IdentityCertsFile: string | undefined;
+  /** Register without a valid EC2 instance identity document is refused UNAUTHENTICATED. Default false. */
+  readonly requireEc2Identity: boolean;
+  /** Register without the local provider's launch token for the instance is refused PERMISSION_DENIED. Default false. */
+  readonly requireLaunchToken: boolean;
   readonly logLevel: z.output<ReturnType<typeof logLevel>>;
 }
 
@@ -212,6 +227,9 @@ export function loadMonitorServerConfig(sources: ConfigSources): MonitorServerCo
     authTokens: Object.freeze([...c.MONITOR_AUTH_TOKEN]),
     insecure: c.MONITOR_INSECURE,
     allowUnknownInstances: c.MONITOR_ALLOW_UNKNOWN_INSTANCES,
+    ec2IdentityCertsFile: c.MONITOR_EC2_IDENTITY_CERTS || undefined,
+    requireEc2Identity: c.MONITOR_REQUIRE_EC2_IDENTITY,
+    requireLaunchToken: c.MONITOR_REQUIRE_LAUNCH_TOKEN,
     logLevel: c.LOG_LEVEL,
   });
 }

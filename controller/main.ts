@@ -6,6 +6,7 @@ import type { Logger } from '../lib/logger.js';
 import { cliEntry } from '../lib/paths.js';
 import { ComponentStore } from '../store/components.js';
 import { openStore } from '../store/db.js';
+import { SecretStore } from '../store/secrets.js';
 import { Controller } from './loop.js';
 import { LocalProvider } from './providers/local.js';
 import { startControllerHttp, type ControllerHttp } from './http.js';
@@ -23,7 +24,7 @@ export interface ControllerHandle {
 }
 
 /** Build the provider named in the config. The AWS SDKs are loaded only when an AWS provider is. */
-export async function createProvider(cfg: ControllerConfig, components: ComponentStore, log: Logger): Promise<InstanceProvider> {
+export async function createProvider(cfg: ControllerConfig, components: ComponentStore, secrets: SecretStore, log: Logger): Promise<InstanceProvider> {
   const aws = { region: cfg.aws.region, endpoint: cfg.aws.endpoint, maxAttempts: cfg.aws.maxAttempts };
   switch (cfg.provider) {
     case 'aws-ec2': {
@@ -37,6 +38,8 @@ export async function createProvider(cfg: ControllerConfig, components: Componen
     }
     case 'local':
       return new LocalProvider({
+        // Each child proves it is the instance launched: HMAC(store key, id), checked by the monitor server.
+        launchToken: (id) => secrets.launchToken(id),
         command: [process.execPath, cliEntry()],
         agentServer: () => {
           if (cfg.local.agentServer !== 'auto') return cfg.local.agentServer;
@@ -65,7 +68,7 @@ export async function runController(cfg: ControllerConfig, rootLog: Logger, cloc
   let provider: InstanceProvider;
   let http: ControllerHttp | undefined;
   try {
-    provider = await createProvider(cfg, new ComponentStore(db), rootLog);
+    provider = await createProvider(cfg, new ComponentStore(db), new SecretStore(db), rootLog);
     for (const g of cfg.seeds) await provider.verify(g.id, { minSize: g.minSize, maxSize: g.maxSize });
     http = await startControllerHttp({ host: cfg.http.host, port: cfg.http.port, metrics, staleMs: 3 * cfg.intervalMs + 30_000, now: () => clock.now(), log: rootLog.child({ component: 'http' }) });
   } catch (err) {

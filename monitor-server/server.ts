@@ -1,15 +1,17 @@
 import * as grpc from '@grpc/grpc-js';
-import { randomUUID } from 'node:crypto';
+import { randomUUID, type X509Certificate } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { MonitorServerConfig } from '../config/monitor-server.js';
 import { ID_PATTERN } from '../config/shared.js';
 import type { Clock } from '../lib/clock.js';
 import type { Logger } from '../lib/logger.js';
 import { SESSION_METADATA_KEY, monitorProto, type Heartbeat__Output, type MonitorHandlers } from '../lib/proto.js';
+import { loadCertificates } from '../lib/tls.js';
 import { version } from '../lib/version.js';
 import { ComponentStore } from '../store/components.js';
 import type { Db } from '../store/db.js';
 import { InstanceStore } from '../store/instances.js';
+import { IdentityBindingStore, SecretStore, nonceDigest, secretsEqual } from '../store/secrets.js';
 import { SimLoadStore } from '../store/simload.js';
 import { StatusReader } from '../store/status.js';
 import { TelemetryStore } from '../store/telemetry.js';
@@ -17,7 +19,9 @@ import { AckSender } from './acks.js';
 import { containListener, containUnary, type ContainContext } from './contain.js';
 import { HeartbeatPipeline, type CallStatus } from './heartbeats.js';
 import { startHttp, type HttpHandle } from './http.js';
-import { Authenticator, authorize, sessionIdentity, type AuthenticatedCall, type Caller } from './identity.js';
+import {
+  Authenticator, authorize, readProofs, sessionIdentity, verifyIdentityDocument, type AuthenticatedCall, type Caller, type IdentityDocumentProof,
+} from './identity.js';
 import { IngestQueue } from './ingest.js';
 import { FailureDetector, type Transition } from './liveness.js';
 import { ThrottledLog, newRefusalCounts, type RefusalCounts, type RefusalReason } from './refusals.js';
@@ -108,6 +112,10 @@ export class MonitorServer {
   private readonly counters = { sessionsExpired: 0, acksCoalesced: 0, sweeps: 0 };
   private readonly startedAt: number;
   private readonly auth: Authenticator;
+  private readonly secrets: SecretStore;
+  private readonly bindings: IdentityBindingStore;
+  /** AWS certificates for identity documents (MONITOR_EC2_IDENTITY_CERTS), read at start. */
+  private iidCerts: readonly X509Certificate[] = [];
   private tls: ServerTls | undefined;
   private grpcServer: grpc.Server | undefined;
   private http: HttpHandle | undefined;
@@ -135,11 +143,17 @@ export class MonitorServer {
     this.status = new StatusCache(new StatusReader(db), () => this.clock.now(), cfg.statusCacheMs, () => ({ ...this.stats(), refused: { ...this.refused } }));
     this.startedAt = clock.now();
     this.auth = new Authenticator({ tokens: cfg.authTokens, mutualTls: cfg.tls?.clientCaFile !== undefined });
+    this.secrets = new SecretStore(db);
+    this.bindings = new IdentityBindingStore(db);
   }
 
   async start(): Promise<MonitorServerHandle> {
     // Files first: a bad certificate is a ConfigError (exit 78) before anything listens.
     this.tls = this.cfg.tls === undefined ? undefined : new ServerTls(this.cfg.tls, () => this.clock.now());
+    // AWS's identity certificates live for decades and some regions' have expired DSA siblings: no date check.
+    if (this.cfg.ec2IdentityCertsFile !== undefined) this.iidCerts = loadCertificates('MONITOR_EC2_IDENTITY_CERTS', this.cfg.ec2IdentityCertsFile).all;
+    // Created now if the controller has not yet: a launch token never waits for the first Register.
+    if (this.cfg.requireLaunchToken) this.secrets.launchToken('-');
     this.seedDetector();
     const server = new grpc.Server({
       'grpc.max_receive_message_length': this.cfg.maxMessageBytes,
@@ -180,7 +194,8 @@ export class MonitorServer {
     this.log.info({
       grpcAddress, httpAddress, heartbeatIntervalMs: this.cfg.heartbeatIntervalMs, suspectAfterMs: this.cfg.suspectAfterMs, deadAfterMs: this.cfg.deadAfterMs,
       transport: this.tls === undefined ? 'plaintext' : this.tls.summary.mutual ? 'mtls' : 'tls', authToken: this.cfg.authTokens.length > 0,
-      allowUnknownInstances: this.cfg.allowUnknownInstances, ...(this.tls !== undefined ? { tls: this.tls.summary } : {}),
+      allowUnknownInstances: this.cfg.allowUnknownInstances, ec2IdentityCerts: this.iidCerts.length, requireEc2Identity: this.cfg.requireEc2Identity,
+      requireLaunchToken: this.cfg.requireLaunchToken, ...(this.tls !== undefined ? { tls: this.tls.summary } : {}),
     }, 'monitor server listening');
     return { grpcPort, httpPort: this.http.port, stats: () => this.stats(), reloadTls: () => this.reloadTls(), close: () => this.close() };
   }
@@ -245,14 +260,21 @@ export class MonitorServer {
         if (!ID_PATTERN.test(r.group_id)) problems.push('group_id must be 1-63 letters, digits, ".", "_" or "-"');
         if (r.address.length > 255) problems.push('address must be at most 255 characters');
         if (r.agent_version.length > 64) problems.push('agent_version must be at most 64 characters');
-        if (problems.length > 0) {
+        const proofs = readProofs(call.metadata);
+        if (!proofs.ok) problems.push(proofs.details);
+        if (problems.length > 0 || !proofs.ok) {
           this.refused.registerInvalid++;
           callback({ code: grpc.status.INVALID_ARGUMENT, details: problems.join('; ') });
           return;
         }
-        const refusal = this.checkRegister(caller, r.instance_id, r.group_id, r.agent_version);
-        if (refusal !== undefined) {
-          callback(refusal);
+        const check = this.checkRegister(caller, r.instance_id, r.group_id, r.agent_version);
+        if (check !== undefined) {
+          callback(check);
+          return;
+        }
+        const proven = this.checkProofs(caller, r.instance_id, r.group_id, proofs.document, proofs.launchToken);
+        if ('code' in proven) {
+          callback(proven);
           return;
         }
         // Make the stored sequence current before telling the agent where to resume.
@@ -273,6 +295,15 @@ export class MonitorServer {
           callback({ code, details: outcome.message });
           return;
         }
+        if (proven.bindNonce !== undefined) {
+          try {
+            this.bindings.bind(r.instance_id, proven.bindNonce, now);
+          } catch (err) {
+            this.log.error({ err, instanceId: r.instance_id }, 'cannot store identity binding');
+            callback({ code: grpc.status.UNAVAILABLE, details: 'store unavailable; retry' });
+            return;
+          }
+        }
         const previous = this.sessions.current(r.instance_id);
         if (previous !== undefined) this.endSession(previous, { code: grpc.status.ABORTED, details: 'superseded by a newer registration' }, false);
         const session: Session = {
@@ -286,7 +317,7 @@ export class MonitorServer {
         this.detector.watch(r.instance_id, r.group_id, now, 'running', true);
         this.log.info({
           instanceId: r.instance_id, groupId: r.group_id, address: r.address, agentVersion: r.agent_version, known: outcome.known, lastSeq: outcome.lastSeq,
-          auth: caller.kind, superseded: previous !== undefined, ...(caller.certFingerprint !== undefined ? { cert: caller.certFingerprint } : {}),
+          auth: caller.kind, proofs: proven.proofs, superseded: previous !== undefined, ...(caller.certFingerprint !== undefined ? { cert: caller.certFingerprint } : {}),
         }, 'agent registered');
         callback(null, { session_id: session.id, heartbeat_interval_ms: this.cfg.heartbeatIntervalMs, last_seq: outcome.lastSeq });
       }),
@@ -397,6 +428,63 @@ export class MonitorServer {
       return { code: grpc.status.ALREADY_EXISTS, details: `instance "${instanceId}" has a live session held by another agent; retry when it ends` };
     }
     return undefined;
+  }
+
+  /**
+   * The identity proofs of Register (docs/security.md, "Identity proofs"), after the identity rules:
+   * - launch token (local provider): a token sent must be HMAC(launch key, instance id); none sent
+   *   is refused when MONITOR_REQUIRE_LAUNCH_TOKEN. PERMISSION_DENIED.
+   * - EC2 identity document: a document sent is verified when certificates are configured (a
+   *   forged one or one for another instance: PERMISSION_DENIED); none, or none verifiable, is
+   *   refused UNAUTHENTICATED when MONITOR_REQUIRE_EC2_IDENTITY. The nonce must be the one bound
+   *   at the instance's first verified Register (PERMISSION_DENIED otherwise: a replay).
+   * Returns the refusal, or the nonce digest to bind once the registration is stored.
+   */
+  private checkProofs(caller: Caller, instanceId: string, groupId: string, doc: IdentityDocumentProof | undefined, launchToken: string | undefined):
+    CallStatus | { readonly bindNonce: string | undefined; readonly proofs: string[] } {
+    const now = this.clock.now();
+    const fields = { instanceId, groupId, auth: caller.kind, peer: caller.peerHost };
+    const proofs: string[] = [];
+    if (launchToken !== undefined || this.cfg.requireLaunchToken) {
+      let good = false;
+      try {
+        good = launchToken !== undefined && secretsEqual(launchToken, this.secrets.launchToken(instanceId));
+      } catch (err) {
+        this.log.error({ err, instanceId }, 'cannot read the launch key');
+        return { code: grpc.status.UNAVAILABLE, details: 'store unavailable; retry' };
+      }
+      if (!good) {
+        this.refuse('registerForbidden', `register:launch-token:${instanceId}`, now, { ...fields, sent: launchToken !== undefined }, 'registration refused: launch token');
+        return { code: grpc.status.PERMISSION_DENIED, details: launchToken === undefined ? 'a launch token is required (AGENT_LAUNCH_TOKEN)' : 'wrong launch token for this instance' };
+      }
+      proofs.push('launch-token');
+    }
+    if (doc === undefined || this.iidCerts.length === 0) {
+      if (this.cfg.requireEc2Identity) {
+        this.refuse('unauthenticated', 'register:iid-missing', now, fields, 'registration refused: no instance identity document');
+        return { code: grpc.status.UNAUTHENTICATED, details: 'an EC2 instance identity document is required (agent: AGENT_IDENTITY=imds)' };
+      }
+      return { bindNonce: undefined, proofs };
+    }
+    const verdict = verifyIdentityDocument(doc, this.iidCerts, instanceId, now);
+    if (!verdict.ok) {
+      this.refuse('registerForbidden', `register:iid-invalid:${instanceId}`, now, { ...fields, reason: verdict.details }, 'registration refused: instance identity document');
+      return { code: grpc.status.PERMISSION_DENIED, details: verdict.details };
+    }
+    const digest = nonceDigest(doc.nonce);
+    let bound;
+    try {
+      bound = this.bindings.check(instanceId, digest);
+    } catch (err) {
+      this.log.error({ err, instanceId }, 'cannot read identity binding');
+      return { code: grpc.status.UNAVAILABLE, details: 'store unavailable; retry' };
+    }
+    if (bound === 'mismatch') {
+      this.refuse('registerForbidden', `register:iid-replay:${instanceId}`, now, fields, 'registration refused: identity document replayed with another nonce');
+      return { code: grpc.status.PERMISSION_DENIED, details: 'identity document replayed with another nonce' };
+    }
+    proofs.push('ec2-identity-document');
+    return { bindNonce: digest, proofs };
   }
 
   private refuse(reason: RefusalReason, key: string, now: number, fields: Record<string, unknown>, msg: string): void {

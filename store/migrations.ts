@@ -193,4 +193,22 @@ export const MIGRATIONS: readonly string[] = [
     PRIMARY KEY (group_id, minute)
   ) WITHOUT ROWID;
   `,
+  `
+  -- Identity proofs (docs/security.md). Secrets shared by the controller and the monitor server,
+  -- which open the same file: the local provider's launch key (HMAC of each instance id).
+  CREATE TABLE secrets (
+    name        TEXT PRIMARY KEY,
+    value       BLOB NOT NULL,
+    created_at  INTEGER NOT NULL
+  );
+  -- An EC2 instance identity document never changes for the instance's life and is readable by
+  -- anything on it, so the first Register that proved it binds the agent's nonce (as Vault's AWS
+  -- auth does); a later Register with the same document and another nonce is a replay.
+  CREATE TABLE identity_bindings (
+    instance_id    TEXT PRIMARY KEY,
+    nonce_sha256   TEXT NOT NULL,
+    first_seen_at  INTEGER NOT NULL,
+    last_seen_at   INTEGER NOT NULL
+  );
+  `,
 ];

@@ -28,6 +28,12 @@ export interface LocalProviderOptions {
   readonly log: Logger;
   /** Instance ids for a group; default `<group>-<8 hex>`. Tests pass a deterministic one. */
   readonly newId?: (groupId: string) => string;
+  /**
+   * The per-launch secret of an instance, passed to its agent as AGENT_LAUNCH_TOKEN (the monitor
+   * server checks it: MONITOR_REQUIRE_LAUNCH_TOKEN). The controller passes
+   * `(id) => new SecretStore(db).launchToken(id)`. Default: none passed.
+   */
+  readonly launchToken?: (instanceId: string) => string;
 }
 
 interface Child {
@@ -102,8 +108,14 @@ export class LocalProvider implements InstanceProvider {
     const [program, ...args] = this.opts.command as [string, ...string[]];
     let child: ChildProcess;
     try {
+      let launchToken: Record<string, string> = {};
+      try {
+        if (this.opts.launchToken !== undefined) launchToken = { AGENT_LAUNCH_TOKEN: this.opts.launchToken(id) };
+      } catch (err) {
+        throw new ProviderError(`cannot make the launch token of ${id}: ${(err as Error).message}`, 'Unavailable', req.groupId, { action: 'local:spawn' }, { cause: err });
+      }
       child = spawn(program, [...args, 'agent', '--simulate', '--exit-with-parent'], {
-        env: { ...inherited, ...this.opts.agentEnv, AGENT_INSTANCE_ID: id, AGENT_GROUP: req.groupId, AGENT_SERVER: server, AGENT_ADDRESS: '127.0.0.1' },
+        env: { ...inherited, ...this.opts.agentEnv, AGENT_INSTANCE_ID: id, AGENT_GROUP: req.groupId, AGENT_SERVER: server, AGENT_ADDRESS: '127.0.0.1', ...launchToken },
         stdio: ['ignore', fd, fd],
         detached: false,
       });

@@ -5,9 +5,11 @@
  * Service to access instance metadata"): `PUT /latest/api/token` needs
  * `X-aws-ec2-metadata-token-ttl-seconds` in 1..21600 (else 400) and answers with a token and
  * its TTL; `GET /latest/meta-data/...` needs a live token in `X-aws-ec2-metadata-token` (else
- * 401). Unknown paths are 404, other methods 405.
+ * 401). Unknown paths are 404, other methods 405. `/latest/dynamic/instance-identity/document` and
+ * `.../signature` serve a JSON identity document and its base64 RSA SHA-256 signature (AWS EC2 user
+ * guide, "Instance identity documents"), under the same token rules.
  */
-import { randomBytes } from 'node:crypto';
+import { generateKeyPairSync, randomBytes, sign, type KeyObject } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
@@ -30,6 +32,28 @@ export interface FakeImdsOptions {
   readonly delayCount?: number;
   /** Address to listen on. Default 127.0.0.1 (port 0). */
   readonly host?: string;
+  /** RSA private key that signs the identity document. Default: a fresh key no one trusts. */
+  readonly signingKey?: KeyObject;
+  /** Served as the identity document instead of the generated one (bytes as given). */
+  readonly identityDocument?: string;
+  /** Served as the signature instead of the document's real one (base64). */
+  readonly identitySignature?: string;
+}
+
+/** The identity document AWS would serve for these facts (pretty-printed JSON, as IMDS does). */
+export function identityDocumentFor(opts: { instanceId: string; availabilityZone?: string; instanceType?: string; privateIp?: string; pendingTime?: string }): string {
+  const zone = opts.availabilityZone ?? 'us-east-1a';
+  return JSON.stringify({
+    accountId: '123456789012', architecture: 'x86_64', availabilityZone: zone, billingProducts: null, devpayProductCodes: null,
+    marketplaceProductCodes: null, imageId: 'ami-0123456789abcdef0', instanceId: opts.instanceId, instanceType: opts.instanceType ?? 't3.micro',
+    kernelId: null, pendingTime: opts.pendingTime ?? '2026-01-01T00:00:00Z', privateIp: opts.privateIp ?? '10.0.0.10', ramdiskId: null,
+    region: zone.replace(/[a-z]$/, ''), version: '2017-09-30',
+  }, null, 2);
+}
+
+/** Base64 RSA SHA-256 signature of `document` with `key`, as IMDS's `signature` endpoint serves it. */
+export function signIdentityDocument(document: string | Buffer, key: KeyObject): string {
+  return sign('sha256', Buffer.from(document), key).toString('base64');
 }
 
 /** What the fake saw. */
@@ -71,6 +95,15 @@ export async function startFakeImds(opts: FakeImdsOptions): Promise<FakeImds> {
     'instance-type': opts.instanceType ?? 't3.micro',
     'local-ipv4': opts.localIpv4 === undefined ? '10.0.0.10' : opts.localIpv4,
   };
+  const key = opts.signingKey ?? generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey;
+  const document = opts.identityDocument ?? identityDocumentFor({
+    instanceId: opts.instanceId, ...(opts.availabilityZone !== undefined ? { availabilityZone: opts.availabilityZone } : {}),
+    ...(opts.instanceType !== undefined ? { instanceType: opts.instanceType } : {}), ...(typeof opts.localIpv4 === 'string' ? { privateIp: opts.localIpv4 } : {}),
+  });
+  const dynamic: Record<string, string> = {
+    'instance-identity/document': document,
+    'instance-identity/signature': opts.identitySignature ?? signIdentityDocument(document, key),
+  };
   const requireToken = opts.requireToken ?? true;
   const ttlCheck = opts.tokenTtlCheck ?? true;
   let delayMs = opts.delayMs ?? 0;
@@ -108,7 +141,8 @@ export async function startFakeImds(opts: FakeImdsOptions): Promise<FakeImds> {
       counters.lastTtlSeconds = seconds;
       return answer(res, 200, token, { 'x-aws-ec2-metadata-token-ttl-seconds': String(seconds) });
     }
-    if (!path.startsWith('/latest/meta-data/')) return answer(res, 404, 'Not Found');
+    const isMeta = path.startsWith('/latest/meta-data/');
+    if (!isMeta && !path.startsWith('/latest/dynamic/')) return answer(res, 404, 'Not Found');
     if (req.method !== 'GET') return answer(res, 405, 'Method Not Allowed');
     const given = req.headers['x-aws-ec2-metadata-token'];
     const expiry = typeof given === 'string' ? tokens.get(given) : undefined;
@@ -118,7 +152,7 @@ export async function startFakeImds(opts: FakeImdsOptions): Promise<FakeImds> {
       counters.unauthorized++;
       return answer(res, 401, 'Unauthorized');
     }
-    const value = meta[path.slice('/latest/meta-data/'.length)];
+    const value = isMeta ? meta[path.slice('/latest/meta-data/'.length)] : dynamic[path.slice('/latest/dynamic/'.length)];
     if (value === undefined || value === null) return answer(res, 404, 'Not Found');
     counters.gets++;
     return answer(res, 200, value);
