@@ -47,7 +47,8 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
     AUTOSCALER_DB: dbPath,
     LOG_LEVEL: process.env.LOG_LEVEL ?? 'info',
   };
-  const monitorCfg = loadMonitorServerConfig({ env: { ...env, MONITOR_GRPC_PORT: '0', MONITOR_HTTP_PORT: opts.httpPort } });
+  // Every agent must prove it is the instance the controller launched (its launch token).
+  const monitorCfg = loadMonitorServerConfig({ env: { ...env, MONITOR_GRPC_PORT: '0', MONITOR_HTTP_PORT: opts.httpPort, MONITOR_REQUIRE_LAUNCH_TOKEN: 'true' } });
   const log = createLogger({ level: monitorCfg.logLevel, process: 'demo', destination: pino.destination({ dest: logFile, sync: true, mkdir: true }) });
 
   const out = (line: string) => process.stdout.write(`${line}\n`);

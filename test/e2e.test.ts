@@ -44,6 +44,8 @@ beforeAll(async () => {
     MONITOR_HEARTBEAT_INTERVAL_MS: String(HEARTBEAT_MS), MONITOR_SUSPECT_AFTER_MS: '1200', MONITOR_DEAD_AFTER_MS: '2000',
     // Phi accrual (the default detector) with a pause allowance scaled to the 500 ms interval.
     MONITOR_PHI_ACCEPTABLE_PAUSE_MS: '1000',
+    // Every local agent proves it is the instance launched: HMAC of its id with the store's key.
+    MONITOR_REQUIRE_LAUNCH_TOKEN: 'true',
     MONITOR_FLUSH_INTERVAL_MS: '50',
   });
   await waitFor('monitor server listening', () => monitor.logs().find((l) => l.msg === 'monitor server listening'), 15_000);
