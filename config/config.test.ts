@@ -1,3 +1,4 @@
+import { configProblems } from '../lib/testing.js';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -5,17 +6,8 @@ import { describe, expect, it } from 'vitest';
 import { loadAgentConfig } from './agent.js';
 import { loadControllerConfig } from './controller.js';
 import { loadMonitorServerConfig } from './monitor-server.js';
-import { ConfigError } from './shared.js';
 
-function problems(fn: () => unknown): readonly string[] {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof ConfigError) return err.problems;
-    throw err;
-  }
-  throw new Error('expected a ConfigError');
-}
+const problems = configProblems;
 
 describe('controller config', () => {
   it('is fully defaulted and frozen', () => {

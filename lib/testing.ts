@@ -1,5 +1,6 @@
 /** Test doubles shared by unit and integration tests (not part of the build). */
 import { Writable } from 'node:stream';
+import { ConfigError } from '../config/shared.js';
 import { pino } from 'pino';
 import { parsePolicy, type GroupDocument, type PolicyDocument, type PolicyDocumentInput } from '../domain/policy.js';
 import type { Clock } from './clock.js';
@@ -61,4 +62,15 @@ export function defaultPolicy(input: PolicyDocumentInput = {}): PolicyDocument {
   const r = parsePolicy(input);
   if (!r.ok) throw new TypeError(r.problems.map((p) => `${p.path}: ${p.message}`).join('; '));
   return r.value;
+}
+
+/** The problems a config loader reports, one line each; throws if it does not fail with a ConfigError. */
+export function configProblems(fn: () => unknown): readonly string[] {
+  try {
+    fn();
+  } catch (err) {
+    if (err instanceof ConfigError) return err.problems;
+    throw err;
+  }
+  throw new Error('expected a ConfigError');
 }

@@ -10,6 +10,7 @@
  * the outages was replayed after they reconnected (counted from their `registered` log lines).
  * Needs `npm run build` first (npm test does it).
  */
+import { mulberry32 } from '../sim/random.js';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
@@ -39,17 +40,8 @@ afterEach(async () => {
   for (const f of cleanup.splice(0).reverse()) await f();
 });
 
-/** Small seeded PRNG (mulberry32): the fault schedule is the same on every run. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}
+/** Seeded: the fault schedule is the same on every run. */
+const prng = mulberry32;
 
 const between = (rand: () => number, [lo, hi]: readonly [number, number]) => Math.round(lo + (hi - lo) * rand());
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));

@@ -3,6 +3,7 @@
  * reload in place, `certs init`, and the configuration rules that keep plaintext on loopback.
  * Real servers on 127.0.0.1:0, real certificates made by `certsInit` (openssl) in temp dirs.
  */
+import { configProblems } from '../lib/testing.js';
 import * as grpc from '@grpc/grpc-js';
 import { X509Certificate } from 'node:crypto';
 import { copyFileSync, readFileSync, statSync, writeFileSync } from 'node:fs';
@@ -13,7 +14,6 @@ import { serverLink } from '../agent/reporter.js';
 import { certsInit } from '../cli/certs.js';
 import { loadAgentConfig } from '../config/agent.js';
 import { loadMonitorServerConfig } from '../config/monitor-server.js';
-import { ConfigError } from '../config/shared.js';
 import { systemClock } from '../lib/clock.js';
 import { SESSION_METADATA_KEY, monitorProto, type HeartbeatAck__Output, type MonitorClient } from '../lib/proto.js';
 import { captureLogger, ManualClock, testGroup } from '../lib/testing.js';
@@ -44,15 +44,7 @@ afterAll(() => killAll());
 
 const file = (name: string, dir = pki) => join(dir, name);
 
-function problems(fn: () => unknown): readonly string[] {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof ConfigError) return err.problems;
-    throw err;
-  }
-  throw new Error('expected a ConfigError');
-}
+const problems = configProblems;
 
 describe('autoscaler certs init', () => {
   it('writes a CA, a server certificate for loopback and --host names, and client certificates naming instances and groups', () => {
