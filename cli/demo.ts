@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { pino } from 'pino';
@@ -38,7 +39,7 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
   const profile = parseProfileSpec(opts.profile);
   const dataDir = resolve(opts.dataDir);
   mkdirSync(dataDir, { recursive: true });
-  for (const f of ['autoscaler.db', 'autoscaler.db-wal', 'autoscaler.db-shm', 'demo.log', 'groups.json']) rmSync(join(dataDir, f), { force: true });
+  for (const f of ['autoscaler.db', 'autoscaler.db-wal', 'autoscaler.db-shm', 'demo.log', 'groups.json', 'api-tokens']) rmSync(join(dataDir, f), { force: true });
   rmSync(join(dataDir, 'instances'), { recursive: true, force: true });
   const dbPath = join(dataDir, 'autoscaler.db');
   const logFile = join(dataDir, 'demo.log');
@@ -47,8 +48,14 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
     AUTOSCALER_DB: dbPath,
     LOG_LEVEL: process.env.LOG_LEVEL ?? 'info',
   };
+  // The dashboard's controls and `--api` go through the HTTP API with this token (role write).
+  const apiToken = randomBytes(24).toString('hex');
+  const tokensFile = join(dataDir, 'api-tokens');
+  writeFileSync(tokensFile, `# NAME ROLE SECRET (the demo's; see README "HTTP API")\ndemo write ${apiToken}\n`, { mode: 0o600 });
   // Every agent must prove it is the instance the controller launched (its launch token).
-  const monitorCfg = loadMonitorServerConfig({ env: { ...env, MONITOR_GRPC_PORT: '0', MONITOR_HTTP_PORT: opts.httpPort, MONITOR_REQUIRE_LAUNCH_TOKEN: 'true' } });
+  const monitorCfg = loadMonitorServerConfig({
+    env: { ...env, MONITOR_GRPC_PORT: '0', MONITOR_HTTP_PORT: opts.httpPort, MONITOR_REQUIRE_LAUNCH_TOKEN: 'true', MONITOR_API_TOKENS_FILE: tokensFile },
+  });
   const log = createLogger({ level: monitorCfg.logLevel, process: 'demo', destination: pino.destination({ dest: logFile, sync: true, mkdir: true }) });
 
   const out = (line: string) => process.stdout.write(`${line}\n`);
@@ -93,8 +100,12 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
   new SimLoadStore(db).set(DEMO_GROUP, profile, started);
   const status = new StatusReader(db);
   const events = new EventStore(db);
-  out(`dashboard: http://127.0.0.1:${monitor.httpPort}/   status JSON: http://127.0.0.1:${monitor.httpPort}/api/status`);
+  const api = `http://127.0.0.1:${monitor.httpPort}`;
+  // The token rides in the fragment, which the browser never sends to a server or writes to a log.
+  out(`dashboard: ${api}/#token=${apiToken}`);
+  out(`API: ${api}/openapi.json   token (role write): ${apiToken}`);
   out(`from another terminal: AUTOSCALER_DB=${dbPath} npx autoscaler status | load set ${DEMO_GROUP} 300`);
+  out(`  or over HTTP: AUTOSCALER_API=${api} AUTOSCALER_API_TOKEN=${apiToken} npx autoscaler policy set ${DEMO_GROUP} targetTracking.0.target=60`);
   out(durationMs === undefined ? 'press Ctrl-C to stop' : `stopping by itself after ${Math.round(durationMs / 1000)}s`);
 
   let lastDecision = 0;

@@ -1,27 +1,27 @@
 /**
  * The admin CLI for groups and policies: `group list|apply`, `policy show|set|validate|history`,
- * `scale`, `pause`, `resume`, `dry-run`. Each writes the store (the source of truth) and records
- * an event with the OS user; the running controller applies the change at its next evaluation.
+ * `scale`, `pause`, `resume`, `dry-run`, `instances`, `load`. Each goes through an Admin
+ * (api/admin.ts): on the SQLite file, or with `--api URL` through the HTTP API, with the same
+ * validation and the same refusals either way. Changes record an event with who made them; the
+ * running controller applies them at its next evaluation.
  */
 import type { Command } from 'commander';
 import { readFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
-import { formatProblems, parseGroup, parsePolicy, type GroupDocument, type PolicyProblem } from '../domain/policy.js';
+import type { Admin, GroupDetail } from '../api/admin.js';
 import { ProfileSpecError, parseDuration } from '../sim/profile.js';
-import type { Db } from '../store/db.js';
-import type { PolicyState } from '../domain/state.js';
-import type { GroupRow, GroupStore } from '../store/groups.js';
-import { clean } from './format.js';
+import type { GroupRow } from '../store/groups.js';
+import { clean, table } from './format.js';
 
 /** Errors an operator can fix; printed without a stack, exit 2. */
 export class UsageError extends Error {
   override name = 'UsageError';
 }
 
-/** How the commands reach the store (cli/main.ts owns opening it). */
-export interface StoreAccess {
-  /** Open the database for these options, run `f`, close it. */
-  withDb<T>(opts: { db?: string }, readonly: boolean, f: (db: Db) => T | Promise<T>): Promise<T>;
+/** How the commands reach an Admin (cli/main.ts owns opening the store or the API client). */
+export interface AdminAccess {
+  /** Run `f` with an Admin for these options (`--db`, or `--api`), then release it. */
+  withAdmin<T>(opts: { db?: string; api?: string }, readonly: boolean, f: (admin: Admin) => Promise<T>): Promise<T>;
 }
 
 /** Who is acting: the OS user, as `autoscaler events` shows it. */
@@ -37,17 +37,6 @@ const out = (s: string): void => {
   process.stdout.write(`${s}\n`);
 };
 
-async function groupStore(db: Db): Promise<GroupStore> {
-  const { GroupStore } = await import('../store/groups.js');
-  return new GroupStore(db);
-}
-
-function mustGet(groups: GroupStore, id: string): GroupRow {
-  const g = groups.get(id);
-  if (g === undefined) throw new UsageError(`no group "${id}" (autoscaler group list shows them; autoscaler group apply FILE creates one)`);
-  return g;
-}
-
 function readJson(path: string): unknown {
   let text: string;
   try {
@@ -62,48 +51,6 @@ function readJson(path: string): unknown {
   }
 }
 
-function refuse(what: string, problems: readonly PolicyProblem[]): never {
-  throw new UsageError(`${what} is invalid:\n${formatProblems(problems).split('\n').map((l) => `  - ${l}`).join('\n')}`);
-}
-
-/** Schedules need their cron and time zone checked too (croner), beyond the schema. */
-async function scheduleProblems(doc: { policy: GroupDocument['policy'] }, prefix: string): Promise<PolicyProblem[]> {
-  const { scheduleProblem } = await import('../controller/schedules.js');
-  return doc.policy.schedules.flatMap((s, n) => {
-    const p = scheduleProblem(s);
-    return p === undefined ? [] : [{ path: `${prefix}schedules.${n}.${p.field}`, message: p.message }];
-  });
-}
-
-/** Validate a group document; throws a UsageError naming every field at fault. */
-async function validGroup(input: unknown, what: string): Promise<GroupDocument> {
-  const r = parseGroup(input);
-  if (!r.ok) refuse(what, r.problems);
-  const more = await scheduleProblems(r.value, 'policy.');
-  if (more.length > 0) refuse(what, more);
-  return r.value;
-}
-
-/** Set `value` at a dotted path (`targetTracking.0.target`) in a copy of `doc`. */
-export function setPath(doc: unknown, path: string, value: unknown): unknown {
-  const keys = path.split('.');
-  if (keys.some((k) => k === '' || k === '__proto__' || k === 'constructor' || k === 'prototype')) throw new UsageError(`bad path "${path}"`);
-  const root = structuredClone(doc) as Record<string, unknown>;
-  let node: Record<string, unknown> = root;
-  for (const [n, k] of keys.entries()) {
-    if (n === keys.length - 1) {
-      node[k] = value;
-      break;
-    }
-    const next = node[k];
-    if (typeof next !== 'object' || next === null) {
-      node[k] = /^\d+$/.test(keys[n + 1] ?? '') ? [] : {};
-    }
-    node = node[k] as Record<string, unknown>;
-  }
-  return root;
-}
-
 /** A command-line value: JSON when it parses (numbers, true, objects), else the string. */
 function parseValue(text: string): unknown {
   try {
@@ -113,8 +60,16 @@ function parseValue(text: string): unknown {
   }
 }
 
-function describeGroup(g: GroupRow, forecast: PolicyState['forecast'], next: (s: GroupRow['policy']['schedules'][number]) => string): string {
+function describeGroup(d: GroupDetail): string {
+  const g = d.group;
   const p = g.policy;
+  const forecast = d.forecast;
+  const next = (name: string) => {
+    const s = d.schedules.find((x) => x.name === name);
+    if (s === undefined) return '';
+    if (s.openUntil !== null) return `open until ${new Date(s.openUntil).toISOString()}`;
+    return s.next === null ? 'never opens' : `next ${new Date(s.next.startsAt).toISOString()} – ${new Date(s.next.endsAt).toISOString()}`;
+  };
   const lines = [
     `group ${g.id} · revision ${g.revision} · min ${g.minSize} max ${g.maxSize} desired ${g.desired}${g.paused ? ' · PAUSED' : ''}${g.dryRun ? ' · DRY-RUN' : ''}`,
     ...(g.override === undefined ? [] : [`  manual capacity ${g.override.desired} by ${clean(g.override.by)}${g.override.until === null ? ' until cleared' : ` until ${new Date(g.override.until).toISOString()}`}`]),
@@ -124,25 +79,33 @@ function describeGroup(g: GroupRow, forecast: PolicyState['forecast'], next: (s:
       + `down ${p.behavior.scaleDown.selectPolicy} of [${p.behavior.scaleDown.policies.map((r) => `${r.type === 'instances' ? `−${r.value}` : `−${r.value}%`}/${r.periodMs / 1000}s`).join(', ')}], window ${p.behavior.scaleDown.stabilizationMs / 1000}s`,
     `  saturation: ${p.saturation.enabled ? `${p.saturation.metric} ≥ ${p.saturation.level}% on ${p.saturation.share * 100}% of ready instances` : 'off'}`,
     ...p.step.map((s) => `  step ${s.name}: ${s.metric} ${s.comparison === 'gt' ? '>' : '<'} ${s.threshold}% → ${s.adjustmentType} ${s.steps.map((x) => (s.comparison === 'gt' ? `[${x.lower ?? '-∞'}, ${x.upper ?? '∞'})` : `(${x.lower ?? '-∞'}, ${x.upper ?? '∞'}]`) + `: ${x.adjustment}`).join(' ')}, cooldown ${s.cooldownMs / 1000}s`),
-    ...p.schedules.map((s) => `  schedule ${s.name}: "${s.cron}" ${s.timezone} for ${s.durationMs / 60_000} min →${s.minSize !== undefined ? ` min ${s.minSize}` : ''}${s.maxSize !== undefined ? ` max ${s.maxSize}` : ''}${s.desired !== undefined ? ` desired ≥ ${s.desired}` : ''}; ${next(s)}`),
+    ...p.schedules.map((s) => `  schedule ${s.name}: "${s.cron}" ${s.timezone} for ${s.durationMs / 60_000} min →${s.minSize !== undefined ? ` min ${s.minSize}` : ''}${s.maxSize !== undefined ? ` max ${s.maxSize}` : ''}${s.desired !== undefined ? ` desired ≥ ${s.desired}` : ''}; ${next(s.name)}`),
     `  predictive: ${p.predictive.mode}${p.predictive.mode === 'off' ? '' : ` (${p.predictive.metric} at ${p.predictive.target}%, lead ${p.predictive.leadMs / 1000}s, season ${p.predictive.seasonMs / 3_600_000}h)`}`
-      + (forecast === undefined ? (p.predictive.mode === 'off' ? '' : '; no forecast yet (needs a season of history)')
+      + (forecast === null ? (p.predictive.mode === 'off' ? '' : '; no forecast yet (needs a season of history)')
         : `; last forecast at ${new Date(forecast.at).toISOString()}: demand ${forecast.demand.toFixed(0)}% at ${new Date(forecast.forAt).toISOString()} → ${forecast.desired} instance(s)`),
     `  outage guard: ${p.outageGuard.enabled ? `a drop of ${p.outageGuard.drop * 100}% within ${p.outageGuard.windowMs / 1000}s holds scale-in for ${p.outageGuard.holdMs / 1000}s` : 'off'}`,
   ];
   return lines.join('\n');
 }
 
-/** Register the group and policy commands on the program. */
-export function addGroupCommands(program: Command, store: StoreAccess): void {
+/** `--db` and `--api`, on every command that reaches the store. */
+function where(c: Command): Command {
+  return c
+    .option('--db <path>', 'SQLite file (AUTOSCALER_DB)')
+    .option('--api <url>', 'act through the HTTP API instead, e.g. http://127.0.0.1:8080 (AUTOSCALER_API; token in AUTOSCALER_API_TOKEN)');
+}
+
+type Where = { db?: string; api?: string };
+
+/** Register the group, policy and fleet commands on the program. */
+export function addGroupCommands(program: Command, access: AdminAccess): void {
   const group = program.command('group').description('scaling groups: the store is the source of truth');
-  group
+  where(group
     .command('list')
     .description('every group with its bounds, revision and state')
-    .option('--json', 'print the group documents as JSON')
-    .option('--db <path>', 'SQLite file (AUTOSCALER_DB)')
-    .action((opts: { json?: boolean; db?: string }) => store.withDb(opts, true, async (db) => {
-      const groups = (await groupStore(db)).list();
+    .option('--json', 'print the group documents as JSON'))
+    .action((opts: Where & { json?: boolean }) => access.withAdmin(opts, true, async (admin) => {
+      const groups = await admin.groups();
       if (opts.json) return out(JSON.stringify(groups, null, 2));
       if (groups.length === 0) return out('no groups (autoscaler group apply FILE creates one)');
       const now = Date.now();
@@ -151,107 +114,86 @@ export function addGroupCommands(program: Command, store: StoreAccess): void {
         out(`${g.id}  min ${g.minSize} max ${g.maxSize} desired ${g.desired}  revision ${g.revision}${g.paused ? '  paused' : ''}${g.dryRun ? '  dry-run' : ''}${manual}`);
       }
     }));
-  group
+  where(group
     .command('apply')
     .description('create or change groups from a JSON file (one group document, or an array): {"id", "minSize", "maxSize", "policy"}')
-    .argument('<file>', 'JSON file')
-    .option('--db <path>', 'SQLite file (AUTOSCALER_DB)')
-    .action(async (file: string, opts: { db?: string }) => {
+    .argument('<file>', 'JSON file'))
+    .action(async (file: string, opts: Where) => {
       const raw = readJson(file);
-      const docs = await Promise.all((Array.isArray(raw) ? raw : [raw]).map((d, n) => validGroup(d, `${file}${Array.isArray(raw) ? ` group ${n}` : ''}`)));
-      await store.withDb(opts, false, async (db) => {
-        const groups = await groupStore(db);
-        for (const d of docs) {
-          const r = groups.apply(d, actor(), Date.now());
-          out(r.created ? `group ${d.id} created` : r.changes.length === 0 ? `group ${d.id} unchanged` : `group ${d.id} revision ${r.row.revision}: ${r.changes.map((c) => c.path).join(', ')}`);
+      await access.withAdmin(opts, false, async (admin) => {
+        for (const r of await admin.apply(Array.isArray(raw) ? raw : [raw])) {
+          out(r.created ? `group ${r.id} created` : r.changes.length === 0 ? `group ${r.id} unchanged` : `group ${r.id} revision ${r.revision}: ${r.changes.map((c) => c.path).join(', ')}`);
         }
       });
     });
 
   const policy = program.command('policy').description('a group\'s scaling policy: show, change while it runs, validate, history');
-  policy
+  where(policy
     .command('show')
     .description('the policy in force, with every default filled')
     .argument('<group>', 'group id')
-    .option('--json', 'print the group document as JSON (what group apply takes)')
-    .option('--db <path>', 'SQLite file (AUTOSCALER_DB)')
-    .action((id: string, opts: { json?: boolean; db?: string }) => store.withDb(opts, true, async (db) => {
-      const g = mustGet(await groupStore(db), id);
-      const { PolicyStateStore } = await import('../store/policy-state.js');
-      const { nextWindow, openWindows } = await import('../controller/schedules.js');
-      const now = Date.now();
-      const next = (s: GroupRow['policy']['schedules'][number]) => {
-        const open = openWindows([s], now)[0];
-        if (open !== undefined) return `open until ${new Date(open.endsAt).toISOString()}`;
-        const w = nextWindow(s, now);
-        return w === undefined ? 'never opens' : `next ${new Date(w.startsAt).toISOString()} – ${new Date(w.endsAt).toISOString()}`;
-      };
-      out(opts.json ? JSON.stringify({ id: g.id, minSize: g.minSize, maxSize: g.maxSize, policy: g.policy }, null, 2) : describeGroup(g, new PolicyStateStore(db).get(id)?.forecast, next));
+    .option('--json', 'print the group document as JSON (what group apply takes)'))
+    .action((id: string, opts: Where & { json?: boolean }) => access.withAdmin(opts, true, async (admin) => {
+      const d = await admin.group(id);
+      out(opts.json ? JSON.stringify(d.document, null, 2) : describeGroup(d));
     }));
-  policy
+  where(policy
     .command('set')
     .description('change fields of a group\'s document: PATH=VALUE… (e.g. policy.targetTracking.0.target=60 maxSize=8), or --file with a policy document')
     .argument('<group>', 'group id')
     .argument('[changes...]', 'PATH=VALUE; VALUE is JSON when it parses; a path without "policy." or a bound is taken inside the policy')
-    .option('--file <file>', 'a whole policy document (JSON)')
-    .option('--db <path>', 'SQLite file (AUTOSCALER_DB)')
-    .action(async (id: string, changes: string[], opts: { file?: string; db?: string }) => {
+    .option('--file <file>', 'a whole policy document (JSON)'))
+    .action(async (id: string, changes: string[], opts: Where & { file?: string }) => {
       if (changes.length === 0 && opts.file === undefined) throw new UsageError('nothing to change: give PATH=VALUE pairs or --file');
-      await store.withDb(opts, false, async (db) => {
-        const groups = await groupStore(db);
-        const g = mustGet(groups, id);
-        let doc: unknown = { id: g.id, minSize: g.minSize, maxSize: g.maxSize, policy: opts.file === undefined ? g.policy : readJson(opts.file) };
-        for (const c of changes) {
-          const eq = c.indexOf('=');
-          if (eq <= 0) throw new UsageError(`"${c}" is not PATH=VALUE`);
-          const path = c.slice(0, eq);
-          const full = /^(policy\.|minSize$|maxSize$)/.test(path) ? path : `policy.${path}`;
-          doc = setPath(doc, full, parseValue(c.slice(eq + 1)));
-        }
-        const valid = await validGroup(doc, `group ${id}`);
-        const r = groups.apply(valid, actor(), Date.now());
-        out(r.changes.length === 0 ? `group ${id} unchanged` : `group ${id} revision ${r.row.revision}: ${r.changes.map((ch) => `${ch.path} ${JSON.stringify(ch.from)} → ${JSON.stringify(ch.to)}`).join(', ')}\nthe controller applies it at its next evaluation`);
+      const set: Record<string, unknown> = {};
+      for (const c of changes) {
+        const eq = c.indexOf('=');
+        if (eq <= 0) throw new UsageError(`"${c}" is not PATH=VALUE`);
+        set[c.slice(0, eq)] = parseValue(c.slice(eq + 1));
+      }
+      const policyDoc = opts.file === undefined ? undefined : readJson(opts.file);
+      await access.withAdmin(opts, false, async (admin) => {
+        const r = await admin.setPolicy(id, { set, ...(policyDoc === undefined ? {} : { policy: policyDoc }) });
+        out(r.changes.length === 0 ? `group ${id} unchanged` : `group ${id} revision ${r.revision}: ${r.changes.map((ch) => `${ch.path} ${JSON.stringify(ch.from)} → ${JSON.stringify(ch.to)}`).join(', ')}\nthe controller applies it at its next evaluation`);
       });
     });
   policy
     .command('validate')
     .description('check a file (a policy document, or a group document with "id") without applying it')
     .argument('<file>', 'JSON file')
-    .action(async (file: string) => {
+    .option('--api <url>', 'ask the HTTP API to check it (AUTOSCALER_API)')
+    .action(async (file: string, opts: { api?: string }) => {
       const raw = readJson(file);
-      const isGroup = typeof raw === 'object' && raw !== null && 'id' in raw;
-      if (isGroup) await validGroup(raw, file);
-      else {
-        const r = parsePolicy(raw);
-        if (!r.ok) refuse(file, r.problems);
-        const more = await scheduleProblems({ policy: r.value }, '');
-        if (more.length > 0) refuse(file, more);
+      let kind: 'group' | 'policy';
+      if (opts.api === undefined && process.env.AUTOSCALER_API === undefined) {
+        const { validateDocument } = await import('../api/admin.js');
+        kind = validateDocument(raw, file).kind;
+      } else {
+        kind = await access.withAdmin(opts, true, async (admin) => (await admin.validate(raw)).kind);
       }
-      out(`${file}: valid ${isGroup ? 'group' : 'policy'} document`);
+      out(`${file}: valid ${kind} document`);
     });
-  policy
+  where(policy
     .command('history')
     .description('who changed the group, when, and what (old → new), newest first')
     .argument('<group>', 'group id')
     .option('--limit <n>', 'how many', '20')
-    .option('--json', 'one JSON object per line')
-    .option('--db <path>', 'SQLite file (AUTOSCALER_DB)')
-    .action((id: string, opts: { limit: string; json?: boolean; db?: string }) => store.withDb(opts, true, async (db) => {
-      const limit = positive(opts.limit, '--limit');
-      const groups = await groupStore(db);
-      mustGet(groups, id);
-      for (const e of groups.events(id, limit)) out(opts.json ? JSON.stringify(e) : `${new Date(e.ts).toISOString()}  ${e.kind.padEnd(8)} ${clean(e.actor).padEnd(20)} ${clean(e.message)}`);
-    }));
+    .option('--json', 'one JSON object per line'))
+    .action((id: string, opts: Where & { limit: string; json?: boolean }) => {
+      const limit = positive(opts.limit, '--limit', 1_000);
+      return access.withAdmin(opts, true, async (admin) => {
+        for (const e of await admin.history(id, limit)) out(opts.json ? JSON.stringify(e) : `${new Date(e.ts).toISOString()}  ${e.kind.padEnd(8)} ${clean(e.actor).padEnd(20)} ${clean(e.message)}`);
+      });
+    });
 
-  program
+  where(program
     .command('scale')
     .description('set a group\'s capacity by hand, over the policies, for a while (--for) or until --clear')
     .argument('<group>', 'group id')
     .option('--desired <n>', 'instances')
     .option('--for <time>', 'how long, e.g. 30m, 2h (default: until cleared)')
-    .option('--clear', 'give the group back to its policies')
-    .option('--db <path>', 'SQLite file (AUTOSCALER_DB)')
-    .action(async (id: string, opts: { desired?: string; for?: string; clear?: boolean; db?: string }) => {
+    .option('--clear', 'give the group back to its policies'))
+    .action(async (id: string, opts: Where & { desired?: string; for?: string; clear?: boolean }) => {
       if (opts.clear === (opts.desired !== undefined)) throw new UsageError('give --desired N (optionally --for 30m), or --clear');
       const desired = opts.desired === undefined ? undefined : count(opts.desired, '--desired');
       let forMs: number | undefined;
@@ -263,47 +205,100 @@ export function addGroupCommands(program: Command, store: StoreAccess): void {
           throw err;
         }
       }
-      await store.withDb(opts, false, async (db) => {
-        const groups = await groupStore(db);
-        const g = mustGet(groups, id);
-        if (desired !== undefined && (desired < g.minSize || desired > g.maxSize)) throw new UsageError(`--desired ${desired} is outside the group's bounds ${g.minSize}..${g.maxSize} (change them with policy set ${id} minSize=… maxSize=…)`);
-        const now = Date.now();
-        groups.setOverride(id, desired === undefined ? undefined : { desired, until: forMs === undefined ? null : now + forMs }, now, actor());
+      await access.withAdmin(opts, false, async (admin) => {
+        await admin.scale(id, desired === undefined ? null : forMs === undefined ? { desired } : { desired, forMs });
         out(desired === undefined ? `group ${id}: manual capacity cleared` : `group ${id}: capacity ${desired}${forMs === undefined ? ' until cleared' : ` for ${opts.for}`}; the controller applies it at its next evaluation`);
       });
     });
 
   for (const [name, paused] of [['pause', true], ['resume', false]] as const) {
-    program
+    where(program
       .command(name)
       .description(paused ? 'stop scaling and replacing a group (it keeps its instances)' : 'let a paused group scale again')
       .argument('<group>', 'group id')
-      .option('--reason <text>', 'why, for the event log')
-      .option('--db <path>', 'SQLite file (AUTOSCALER_DB)')
-      .action((id: string, opts: { reason?: string; db?: string }) => store.withDb(opts, false, async (db) => {
-        const groups = await groupStore(db);
-        mustGet(groups, id);
-        groups.setPaused(id, paused, Date.now(), actor(), opts.reason ?? '');
+      .option('--reason <text>', 'why, for the event log'))
+      .action((id: string, opts: Where & { reason?: string }) => access.withAdmin(opts, false, async (admin) => {
+        await admin.setPaused(id, paused, opts.reason ?? '');
         out(`group ${id} ${paused ? 'paused' : 'resumed'}`);
       }));
   }
 
-  program
+  where(program
     .command('dry-run')
     .description('on: the group\'s decisions are recorded but nothing is launched or terminated; off: act again')
     .argument('<group>', 'group id')
-    .argument('<state>', 'on or off')
-    .option('--db <path>', 'SQLite file (AUTOSCALER_DB)')
-    .action((id: string, state: string, opts: { db?: string }) => {
+    .argument('<state>', 'on or off'))
+    .action((id: string, state: string, opts: Where) => {
       if (state !== 'on' && state !== 'off') throw new UsageError(`dry-run takes on or off (got "${state}")`);
-      return store.withDb(opts, false, async (db) => {
-        const groups = await groupStore(db);
-        mustGet(groups, id);
-        groups.setDryRun(id, state === 'on', Date.now(), actor());
+      return access.withAdmin(opts, false, async (admin) => {
+        await admin.setDryRun(id, state === 'on');
         out(`group ${id}: dry-run ${state}`);
       });
     });
+
+  where(program
+    .command('instances')
+    .description('instances with their state, zone, type, latest CPU and memory, last heartbeat')
+    .option('--group <id>', 'only this group')
+    .option('--state <state>', 'only this state: pending, running, suspect, dead, terminating, terminated')
+    .option('--all', 'include terminated instances')
+    .option('--json', 'print them as JSON'))
+    .action((opts: Where & { group?: string; state?: string; all?: boolean; json?: boolean }) => access.withAdmin(opts, true, async (admin) => {
+      const rows = (await admin.instances({
+        ...(opts.group === undefined ? {} : { group: opts.group }),
+        ...(opts.state === undefined ? {} : { state: opts.state as GroupInstanceState }),
+      })).filter((i) => opts.all === true || opts.state === 'terminated' || i.state !== 'terminated');
+      if (opts.json) return out(JSON.stringify(rows, null, 2));
+      if (rows.length === 0) return out('no instances');
+      const now = Date.now();
+      const pct = (v: number | null) => (v === null ? '–' : `${v.toFixed(1)}%`);
+      out(table(['GROUP', 'INSTANCE', 'STATE', 'ZONE', 'TYPE', 'CPU', 'MEM', 'LAST SEEN', 'REASON'], rows.map((i) => [
+        clean(i.groupId), clean(i.id), i.state, clean(i.zone ?? '–'), clean(i.instanceType ?? '–'), pct(i.cpu), pct(i.mem),
+        i.lastSeenAt === null ? 'never' : `${((now - i.lastSeenAt) / 1000).toFixed(1)}s ago`, clean(i.stateReason ?? '', 60),
+      ])));
+    }));
+
+  const load = program.command('load').description('simulated demand of a group (demo mode)');
+  where(load
+    .command('set')
+    .description('set the demand of a group, in percent of one instance: 200, constant:200, step:30,200@60s, sine:30,250/180s, spike:40,300@60s+30s')
+    .argument('<group>', 'group id')
+    .argument('<spec>', 'demand or profile'))
+    .action(async (group: string, spec: string, opts: Where) => {
+      // A bad profile is refused before anything is opened (the Admin checks it again).
+      const { parseProfileSpec } = await import('../sim/profile.js');
+      try {
+        parseProfileSpec(spec);
+      } catch (err) {
+        if (err instanceof ProfileSpecError) throw new UsageError(err.message);
+        throw err;
+      }
+      return access.withAdmin(opts, false, async (admin) => {
+      const v = await admin.setLoad(group, spec);
+      out(`demand of ${group} set to ${v.profile} (now ${v.demand.toFixed(0)}%)`);
+      });
+    });
+  where(load
+    .command('show')
+    .description('show the demand of a group')
+    .argument('<group>', 'group id'))
+    .action((group: string, opts: Where) => access.withAdmin(opts, true, async (admin) => {
+      const v = await admin.load(group);
+      out(v === null ? `no demand set for ${group}` : `${group}: ${v.profile}, now ${v.demand.toFixed(0)}%`);
+    }));
+  where(load
+    .command('clear')
+    .description('remove the demand of a group (simulated agents hold their last load)')
+    .argument('<group>', 'group id'))
+    .action((group: string, opts: Where) => access.withAdmin(opts, false, async (admin) => {
+      out((await admin.clearLoad(group)) ? `demand of ${group} cleared` : `no demand set for ${group}`);
+    }));
 }
+
+type GroupInstanceState = NonNullable<Parameters<Admin['instances']>[0]['state']>;
+
+/** The group rows a test or a caller may want to print. */
+export type { GroupRow };
 
 function count(text: string, what: string): number {
   const n = Number(text);
@@ -311,9 +306,11 @@ function count(text: string, what: string): number {
   return n;
 }
 
-/** A positive whole number option; refused otherwise (never a silent default). */
-export function positive(text: string, what: string): number {
+/** A positive whole number option, at most `max`; refused otherwise (never a silent default). */
+export function positive(text: string, what: string, max = Number.MAX_SAFE_INTEGER): number {
   const n = Number(text);
-  if (!/^\d+$/.test(text.trim()) || n < 1 || !Number.isSafeInteger(n)) throw new UsageError(`${what} must be a positive whole number (got "${text}")`);
+  if (!/^\d+$/.test(text.trim()) || n < 1 || !Number.isSafeInteger(n) || n > max) {
+    throw new UsageError(`${what} must be a whole number from 1 to ${max === Number.MAX_SAFE_INTEGER ? 'any' : max} (got "${text}")`);
+  }
   return n;
 }

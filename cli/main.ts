@@ -5,7 +5,6 @@ import { existsSync } from 'node:fs';
 import { ConfigError, DEFAULT_DB_PATH, type ConfigSources } from '../config/shared.js';
 import { createLogger, type Logger } from '../lib/logger.js';
 import { version } from '../lib/version.js';
-import { ProfileSpecError, demandAt, formatProfile, parseProfileSpec } from '../sim/profile.js';
 import { StoreError } from '../store/errors.js';
 import { addGroupCommands, positive, UsageError } from './groups.js';
 import { addSimulateCommand } from './simulate.js';
@@ -91,6 +90,19 @@ async function withDb<T>(opts: { db?: string }, readonly: boolean, f: (db: impor
   }
 }
 
+/** An Admin on the store (the OS user acts), or over HTTP with --api / AUTOSCALER_API. */
+async function withAdmin<T>(opts: { db?: string; api?: string }, readonly: boolean, f: (admin: import('../api/admin.js').Admin) => Promise<T>): Promise<T> {
+  const api = opts.api ?? process.env.AUTOSCALER_API;
+  if (api !== undefined && api !== '') {
+    if (opts.db !== undefined) throw new UsageError('give --db or --api, not both');
+    const { HttpAdmin } = await import('../api/client.js');
+    return f(new HttpAdmin(api, process.env.AUTOSCALER_API_TOKEN || undefined));
+  }
+  const { LocalAdmin } = await import('../api/admin.js');
+  const { actor } = await import('./groups.js');
+  return withDb(opts, readonly, (db) => f(new LocalAdmin(db, actor(), () => Date.now())));
+}
+
 export function buildProgram(): Command {
   const program = new Command()
     .name('autoscaler')
@@ -158,62 +170,61 @@ export function buildProgram(): Command {
   program
     .command('status')
     .description('groups, instances (state, CPU, last seen) and the last decisions')
-    .option('--json', 'print the status as JSON (the same document as GET /api/status)')
+    .option('--json', 'print the status as JSON (the same document as GET /api/v1/status)')
     .option('--db <path>', 'SQLite file (AUTOSCALER_DB)')
+    .option('--api <url>', 'ask the HTTP API instead (AUTOSCALER_API; token in AUTOSCALER_API_TOKEN)')
     .option('--group <id>', 'only this group')
-    .option('--decisions <n>', 'how many recent decisions to show per group', '5')
-    .action(async (opts: { json?: boolean; db?: string; group?: string; decisions: string }) => {
-      const { StatusReader } = await import('../store/status.js');
+    .option('--decisions <n>', 'how many recent decisions to show per group (1-200)', '5')
+    .action(async (opts: { json?: boolean; db?: string; api?: string; group?: string; decisions: string }) => {
       const { formatStatus } = await import('./format.js');
-      const decisions = positive(opts.decisions, '--decisions');
-      const db = await openExisting(dbPath(opts), true);
-      try {
-        const report = new StatusReader(db).report(Date.now(), { groupId: opts.group, decisions });
-        if (opts.group !== undefined && report.groups.length === 0) throw new UsageError(`no group "${opts.group}"`);
+      const decisions = positive(opts.decisions, '--decisions', 200);
+      await withAdmin(opts, true, async (admin) => {
+        const report = await admin.status({ ...(opts.group === undefined ? {} : { group: opts.group }), decisions });
         process.stdout.write(opts.json ? `${JSON.stringify(report, null, 2)}\n` : `${formatStatus(report, { decisions })}\n`);
-      } finally {
-        db.close();
-      }
+      });
     });
 
   program
     .command('events')
-    .description('decisions (with their reasons) and launches/terminations, oldest first')
+    .description('decisions (with their reasons), launches/terminations and operator changes, oldest first')
     .option('--group <id>', 'only this group')
-    .option('--limit <n>', 'how many recent events', '50')
+    .option('--limit <n>', 'how many recent events (1-1000)', '50')
+    .option('--since <time>', 'from this time on instead (ISO 8601, or epoch ms)')
     .option('--follow', 'keep printing new events until Ctrl-C')
     .option('--json', 'one JSON object per line')
     .option('--db <path>', 'SQLite file (AUTOSCALER_DB)')
-    .action(async (opts: { group?: string; limit: string; follow?: boolean; json?: boolean; db?: string }) => {
-      const limit = positive(opts.limit, '--limit');
-      const db = await openExisting(dbPath(opts), true);
-      if (opts.group !== undefined) {
-        const { GroupStore } = await import('../store/groups.js');
-        if (new GroupStore(db).get(opts.group) === undefined) {
-          db.close();
-          throw new UsageError(`no group "${opts.group}"`);
+    .option('--api <url>', 'ask the HTTP API instead (AUTOSCALER_API; token in AUTOSCALER_API_TOKEN)')
+    .action(async (opts: { group?: string; limit: string; since?: string; follow?: boolean; json?: boolean; db?: string; api?: string }) => {
+      const limit = positive(opts.limit, '--limit', 1_000);
+      let since: number | undefined;
+      if (opts.since !== undefined) {
+        since = /^\d+$/.test(opts.since) ? Number(opts.since) : Date.parse(opts.since);
+        if (!Number.isFinite(since)) throw new UsageError(`--since must be an ISO 8601 time or epoch ms (got "${opts.since}")`);
+      }
+      const { formatEntry } = await import('./events.js');
+      await withAdmin(opts, true, async (admin) => {
+        const group = opts.group === undefined ? {} : { group: opts.group };
+        let page = await admin.events({ ...group, limit, ...(since === undefined ? {} : { since }) });
+        const print = (p: typeof page) => {
+          for (const e of p.events) process.stdout.write(`${opts.json ? JSON.stringify(e) : formatEntry(e)}\n`);
+        };
+        print(page);
+        if (!opts.follow) return;
+        let stopped = false;
+        const stop = () => { stopped = true; };
+        process.once('SIGINT', stop);
+        process.once('SIGTERM', stop);
+        while (!stopped) {
+          await new Promise((r) => setTimeout(r, 1_000));
+          if (stopped) break;
+          // Page on from the cursor: nothing is lost or printed twice, whatever the mix of kinds.
+          page = await admin.events({ ...group, after: page.next, limit: 1_000 });
+          print(page);
         }
-      }
-      const { EventFollower, formatEntry, recentEvents } = await import('./events.js');
-      const print = (entries: readonly import('./events.js').TimelineEntry[]) => {
-        for (const e of entries) process.stdout.write(`${opts.json ? JSON.stringify(e) : formatEntry(e)}\n`);
-      };
-      const follower = EventFollower.fromNow(db, opts.group);
-      print(recentEvents(db, { groupId: opts.group, limit }).filter((e) => follower.seen(e)));
-      if (!opts.follow) {
-        db.close();
-        return;
-      }
-      const timer = setInterval(() => print(follower.poll()), 1_000);
-      await new Promise<void>((resolve) => {
-        process.once('SIGINT', resolve);
-        process.once('SIGTERM', resolve);
       });
-      clearInterval(timer);
-      db.close();
     });
 
-  addGroupCommands(program, { withDb });
+  addGroupCommands(program, { withAdmin });
 
   program
     .command('certs')
@@ -268,63 +279,6 @@ export function buildProgram(): Command {
     });
   addSimulateCommand(program);
 
-  const load = program.command('load').description('simulated demand of a group (demo mode)');
-  load
-    .command('set')
-    .description('set the demand of a group, in percent of one instance: 200, constant:200, step:30,200@60s, sine:30,250/180s, spike:40,300@60s+30s')
-    .argument('<group>', 'group id')
-    .argument('<spec>', 'demand or profile')
-    .option('--db <path>', 'SQLite file (AUTOSCALER_DB)')
-    .action(async (group: string, spec: string, opts: { db?: string }) => {
-      let profile;
-      try {
-        profile = parseProfileSpec(spec);
-      } catch (err) {
-        if (err instanceof ProfileSpecError) throw new UsageError(err.message);
-        throw err;
-      }
-      const db = await openExisting(dbPath(opts), false);
-      const { GroupStore } = await import('../store/groups.js');
-      const { SimLoadStore } = await import('../store/simload.js');
-      try {
-        if (new GroupStore(db).get(group) === undefined) throw new UsageError(`no group "${group}": start the controller for it first`);
-        new SimLoadStore(db).set(group, profile, Date.now());
-        process.stdout.write(`demand of ${group} set to ${formatProfile(profile)} (now ${demandAt(profile, 0).toFixed(0)}%)\n`);
-      } finally {
-        db.close();
-      }
-    });
-  load
-    .command('show')
-    .description('show the demand of a group')
-    .argument('<group>', 'group id')
-    .option('--db <path>', 'SQLite file (AUTOSCALER_DB)')
-    .action(async (group: string, opts: { db?: string }) => {
-      const db = await openExisting(dbPath(opts), true);
-      const { SimLoadStore } = await import('../store/simload.js');
-      try {
-        const row = new SimLoadStore(db).get(group);
-        process.stdout.write(row === undefined ? `no demand set for ${group}\n`
-          : `${group}: ${formatProfile(row.profile)}, now ${demandAt(row.profile, Date.now() - row.startedAt).toFixed(0)}%\n`);
-      } finally {
-        db.close();
-      }
-    });
-  load
-    .command('clear')
-    .description('remove the demand of a group (simulated agents hold their last load)')
-    .argument('<group>', 'group id')
-    .option('--db <path>', 'SQLite file (AUTOSCALER_DB)')
-    .action(async (group: string, opts: { db?: string }) => {
-      const db = await openExisting(dbPath(opts), false);
-      const { SimLoadStore } = await import('../store/simload.js');
-      try {
-        process.stdout.write(new SimLoadStore(db).clear(group) ? `demand of ${group} cleared\n` : `no demand set for ${group}\n`);
-      } finally {
-        db.close();
-      }
-    });
-
   return program;
 }
 
@@ -337,7 +291,9 @@ async function main(): Promise<void> {
       process.stderr.write(`autoscaler: ${err.message}\n`);
       process.exit(EXIT_CONFIG);
     }
-    if (err instanceof UsageError || err instanceof StoreError) {
+    // The admin contract's refusals (api/admin.ts) are the operator's to fix; an API that cannot be reached is not.
+    const refused = err instanceof Error && err.name === 'AdminError' && !['unavailable', 'internal'].includes((err as Error & { code: string }).code);
+    if (err instanceof UsageError || err instanceof StoreError || refused) {
       process.stderr.write(`autoscaler: ${err.message}\n`);
       process.exit(EXIT_USAGE);
     }

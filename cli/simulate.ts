@@ -1,18 +1,23 @@
 /**
  * `autoscaler simulate`: replay a demand trace (built-in, CSV, or a group's recorded history)
  * through the real policy engine in virtual time, next to the HPA, AWS target tracking, a
- * threshold rule and an oracle; print the comparison, write a chart or an HTML report. The
- * simulation itself is pure (sim/); this file reads and writes the files.
+ * threshold rule and an oracle; print the comparison, write a chart (SVG, or PNG through a
+ * headless Chromium) or an HTML report. The simulation itself is pure (sim/); this file reads and
+ * writes the files and runs the browser.
  */
 import type { Command } from 'commander';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { extname } from 'node:path';
+import { spawn } from 'node:child_process';
+import { accessSync, constants as fsConstants, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { delimiter, extname, join, sep } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { DEFAULT_DB_PATH } from '../config/shared.js';
 import { formatProblems, parseGroup, parsePolicy, type PolicyDocument } from '../domain/policy.js';
 import { BASELINES, type BaselineName } from '../sim/baselines.js';
 import { renderChart, renderReport } from '../sim/chart.js';
 import { runComparison, type Comparison } from '../sim/compare.js';
 import { TABLE_HEADER, formatTable, tableCells } from '../sim/metrics.js';
+import { BROWSER_NAMES, chartPage, chromiumArgs, readPngSize, svgSize } from '../sim/png.js';
 import { ProfileSpecError, parseDuration } from '../sim/profile.js';
 import { DEFAULT_BOOT_S, DEFAULT_MAX_SIZE, DEFAULT_MIN_SIZE, DEFAULT_NOISE } from '../sim/runner.js';
 import { DEFAULT_TICK_S } from '../sim/engine-policy.js';
@@ -38,7 +43,7 @@ export interface SimulateOptions {
   max?: string;
   noise: string;
   failures: string;
-  /** .svg (the chart) or .html (a report with the table and the chart). */
+  /** .svg (the chart), .png (the chart, through a headless Chromium) or .html (a report with the table and the chart). */
   out?: string;
   json?: boolean;
 }
@@ -156,10 +161,176 @@ export function comparisonJson(trace: Trace, c: Comparison): unknown {
     trace: { name: trace.name, description: trace.description, seconds: trace.demand.length, startAt: trace.startAt },
     bootS: c.bootS, tickS: c.tickS, seed: c.seed, target: c.target,
     runs: c.rows.map((r, i) => ({ policy: r.policy, metrics: r.metrics, failures: c.runs[i]?.failures ?? 0 })),
+    series: seriesOf(trace, c),
   };
 }
 
-/** Run the command; returns the exit code (0). Bad use throws UsageError (exit 2 in cli/main.ts). */
+/** Points per series in the JSON, at most (the dashboard's what-if chart). */
+const SERIES_POINTS = 600;
+
+/** Demand and each run's capacity, averaged into at most SERIES_POINTS buckets of `stepS` seconds. */
+function seriesOf(trace: Trace, c: Comparison): { stepS: number; demand: number[]; capacity: Record<string, number[]> } {
+  const n = trace.demand.length;
+  const stepS = Math.max(1, Math.ceil(n / SERIES_POINTS));
+  const avg = (a: ArrayLike<number>) => {
+    const out: number[] = [];
+    for (let i = 0; i < n; i += stepS) {
+      let sum = 0;
+      const end = Math.min(n, i + stepS);
+      for (let j = i; j < end; j++) sum += a[j] ?? 0;
+      out.push(Math.round((sum / (end - i)) * 100) / 100);
+    }
+    return out;
+  };
+  return { stepS, demand: avg(trace.demand), capacity: Object.fromEntries(c.runs.map((r) => [r.policy, avg(r.capacity)])) };
+}
+
+/** The environment variable naming the browser for `--out chart.png` (a path, or a command on PATH). */
+export const CHROMIUM_ENV = 'AUTOSCALER_CHROMIUM';
+/** How long the browser may take to write the PNG before it is killed, ms. */
+export const DEFAULT_PNG_TIMEOUT_MS = 30_000;
+/** Lines of the browser's output quoted when it fails. */
+const TAIL_LINES = 5;
+
+/** The browser started but did not produce the PNG: it failed, timed out, or wrote something else. */
+export class BrowserError extends Error {
+  override name = 'BrowserError';
+}
+
+/** Why `path` cannot be run, or undefined when it is an executable file. */
+function notExecutable(path: string): string | undefined {
+  try {
+    if (!statSync(path).isFile()) return 'not a file';
+    accessSync(path, fsConstants.X_OK);
+    return undefined;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    return code === 'ENOENT' ? 'no such file (ENOENT)' : code === 'EACCES' ? 'not executable (EACCES)' : (code ?? String(err));
+  }
+}
+
+function onPath(name: string, pathEnv: string | undefined): string | undefined {
+  const dirs = (pathEnv ?? '').split(delimiter).filter((d) => d !== '');
+  return dirs.map((d) => join(d, name)).find((p) => notExecutable(p) === undefined);
+}
+
+/**
+ * The browser for `--out chart.png`: AUTOSCALER_CHROMIUM when set (a path, or a command looked up
+ * on PATH; it is not second-guessed), else the first of chromium, chromium-browser, google-chrome
+ * on PATH. A UsageError saying what was tried and what to do when there is none.
+ */
+export function findBrowser(env: Readonly<Record<string, string | undefined>>): string {
+  const fix = `install Chromium (Debian: apt-get install chromium), set ${CHROMIUM_ENV} to a Chromium or Chrome executable, or write --out chart.svg`;
+  const explicit = env[CHROMIUM_ENV];
+  if (explicit !== undefined && explicit !== '') {
+    if (!explicit.includes(sep) && !explicit.includes('/')) {
+      const found = onPath(explicit, env.PATH);
+      if (found !== undefined) return found;
+      throw new UsageError(`--out .png: ${CHROMIUM_ENV}=${explicit} is not a command on PATH; ${fix}`);
+    }
+    const problem = notExecutable(explicit);
+    if (problem === undefined) return explicit;
+    throw new UsageError(`--out .png: ${CHROMIUM_ENV}=${explicit}: ${problem}; ${fix}`);
+  }
+  for (const name of BROWSER_NAMES) {
+    const found = onPath(name, env.PATH);
+    if (found !== undefined) return found;
+  }
+  throw new UsageError(`--out .png needs a headless Chromium: ${CHROMIUM_ENV} is not set and none of ${BROWSER_NAMES.join(', ')} is on PATH; ${fix}`);
+}
+
+/** The last lines the browser printed, without the D-Bus complaints headless Chromium makes on machines without a session bus. */
+function tailOf(output: string): string {
+  const lines = output.split('\n').map((l) => l.trimEnd()).filter((l) => l !== '' && !l.includes('dbus/'));
+  return lines.length === 0 ? ' (it printed nothing)' : `; its last output:\n${lines.slice(-TAIL_LINES).map((l) => `  ${l}`).join('\n')}`;
+}
+
+interface BrowserRun {
+  readonly code: number | null;
+  readonly signal: NodeJS.Signals | null;
+  readonly timedOut: boolean;
+  readonly output: string;
+}
+
+/** Run the browser in its own process group, so a timeout (or leftovers after it exits) kill all of it. */
+function runBrowser(browser: string, args: readonly string[], timeoutMs: number): Promise<BrowserRun> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(browser, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    let output = '';
+    const keep = (b: Buffer): void => { output = (output + b.toString('utf8')).slice(-16_384); };
+    child.stdout.on('data', keep);
+    child.stderr.on('data', keep);
+    const killGroup = (): void => {
+      try {
+        if (child.pid !== undefined) process.kill(-child.pid, 'SIGKILL');
+      } catch {
+        // ESRCH: nothing left of the group. Elsewhere (no process groups) the browser alone.
+        if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      }
+    };
+    let timedOut = false;
+    const timer = setTimeout(() => { timedOut = true; killGroup(); }, timeoutMs);
+    // Helpers still holding our pipes after the browser exits would keep 'close' from coming.
+    child.once('exit', killGroup);
+    child.once('error', (err) => {
+      clearTimeout(timer);
+      reject(new BrowserError(`could not start ${browser}: ${(err as NodeJS.ErrnoException).code ?? err.message}`, { cause: err }));
+    });
+    child.once('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, timedOut, output });
+    });
+  });
+}
+
+/** Options of {@link renderPng}. */
+export interface RenderPngOptions {
+  /** Kill the browser after this long, ms. Default {@link DEFAULT_PNG_TIMEOUT_MS}. */
+  timeoutMs?: number;
+  /** Where the temporary directory (page, profile, screenshot) is made; removed afterwards. Default the OS temp dir. */
+  tmpRoot?: string;
+}
+
+/**
+ * Screenshot the chart SVG with `browser` (headless, no network, a throwaway profile) and return
+ * the PNG, checked to be a PNG of the chart's size. A BrowserError when the browser fails, times
+ * out or writes anything else.
+ */
+export async function renderPng(svg: string, browser: string, opts: RenderPngOptions = {}): Promise<Buffer> {
+  const timeoutMs = opts.timeoutMs ?? DEFAULT_PNG_TIMEOUT_MS;
+  const size = svgSize(svg);
+  const dir = mkdtempSync(join(opts.tmpRoot ?? tmpdir(), 'autoscaler-png-'));
+  try {
+    const page = join(dir, 'chart.html');
+    const out = join(dir, 'chart.png');
+    const profileDir = join(dir, 'profile');
+    writeFileSync(page, chartPage(svg));
+    mkdirSync(profileDir);
+    const args = chromiumArgs({ pageUrl: pathToFileURL(page).href, outPath: out, profileDir, size, noSandbox: process.getuid?.() === 0 });
+    const run = await runBrowser(browser, args, timeoutMs);
+    if (run.timedOut) throw new BrowserError(`${browser} did not write the PNG within ${timeoutMs / 1000} s and was killed${tailOf(run.output)}`);
+    if (run.code !== 0) throw new BrowserError(`${browser} failed (${run.code === null ? `killed by ${run.signal ?? 'a signal'}` : `exit code ${run.code}`})${tailOf(run.output)}`);
+    let bytes: Buffer;
+    try {
+      bytes = readFileSync(out);
+    } catch (err) {
+      throw new BrowserError(`${browser} exited 0 but wrote no screenshot${tailOf(run.output)}`, { cause: err });
+    }
+    const check = readPngSize(bytes);
+    if (!check.ok) throw new BrowserError(`${browser} wrote a file that is not a PNG: ${check.problem}`);
+    if (check.size.width !== size.width || check.size.height !== size.height) {
+      throw new BrowserError(`${browser} wrote a ${check.size.width}×${check.size.height} PNG; the chart is ${size.width}×${size.height}`);
+    }
+    return bytes;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Run the command; returns the exit code (0). Bad use, and no browser for .png, throw UsageError
+ * (exit 2 in cli/main.ts); a browser that fails throws BrowserError (exit 1).
+ */
 export async function runSimulate(opts: SimulateOptions): Promise<number> {
   const seed = number(opts.seed, '--seed', 0, 2 ** 32 - 1, true);
   const bootS = seconds(opts.boot, '--boot');
@@ -167,11 +338,10 @@ export async function runSimulate(opts: SimulateOptions): Promise<number> {
   const noise = number(opts.noise, '--noise', 0, 50);
   const failuresPerHour = number(opts.failures, '--failures', 0, 60);
   const baselines = baselinesOf(opts.compare);
-  if (opts.out !== undefined) {
-    const ext = extname(opts.out).toLowerCase();
-    if (ext === '.png') throw new UsageError('--out: PNG is not supported (it would need a rasterizer); write .svg or .html');
-    if (ext !== '.svg' && ext !== '.html') throw new UsageError(`--out must end in .svg or .html (got "${opts.out}")`);
-  }
+  const ext = opts.out === undefined ? undefined : extname(opts.out).toLowerCase();
+  if (ext !== undefined && ext !== '.svg' && ext !== '.png' && ext !== '.html') throw new UsageError(`--out must end in .svg, .png or .html (got "${opts.out}")`);
+  // Before the simulation, so a missing browser is said at once.
+  const browser = ext === '.png' ? findBrowser(process.env) : undefined;
   const loaded = await loadTrace(opts, seed);
   const file = opts.policy === undefined ? undefined : await loadPolicy(opts.policy);
   let policy: PolicyDocument;
@@ -211,8 +381,8 @@ export async function runSimulate(opts: SimulateOptions): Promise<number> {
   }
   if (opts.out !== undefined) {
     const svg = renderChart(trace, c.runs, { target: c.target });
-    const body = extname(opts.out).toLowerCase() === '.html'
-      ? renderReport({ trace, bootS, seed, tickS, policyName: opts.policy ?? 'default policy' }, c.rows, svg) : svg;
+    const body = ext === '.html' ? renderReport({ trace, bootS, seed, tickS, policyName: opts.policy ?? 'default policy' }, c.rows, svg)
+      : browser !== undefined ? await renderPng(svg, browser) : svg;
     try {
       writeFileSync(opts.out, body);
     } catch (err) {
@@ -241,7 +411,7 @@ export function addSimulateCommand(program: Command): void {
     .option('--max <n>', `largest group size (default ${DEFAULT_MAX_SIZE}, or the policy file's / group's)`)
     .option('--noise <points>', 'noise on each CPU sample, ± percentage points', String(DEFAULT_NOISE))
     .option('--failures <per-hour>', 'instance failures per instance-hour', '0')
-    .option('--out <file>', 'write the chart (.svg) or an HTML report with the table and the chart (.html)')
+    .option('--out <file>', `write the chart (.svg; .png through a headless Chromium: ${CHROMIUM_ENV} or ${BROWSER_NAMES.join(', ')} on PATH) or an HTML report with the table and the chart (.html)`)
     .option('--json', 'print the comparison as JSON')
     .action(async (opts: SimulateOptions) => {
       process.exitCode = await runSimulate(opts);

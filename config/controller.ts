@@ -5,6 +5,8 @@ import { formatProblems, parseGroup, type GroupDocument, type RateLimit } from '
 import { ConfigError, DEFAULT_DB_PATH, compileConfig, port, type CrossCheck, isHostPort, id, int, logLevel, num, str, type ConfigSources } from './shared.js';
 
 /** How often the controller evaluates every group. */
+/** The event log (decisions, activities, operators' changes, closed launch intents) is kept 30 days. */
+export const DEFAULT_HISTORY_RETENTION_MS = 30 * 86_400_000;
 export const DEFAULT_CONTROLLER_INTERVAL_MS = 5_000;
 /** Hold all actions when the monitor server has not written its heartbeat for this long. */
 export const DEFAULT_MONITOR_STALE_MS = 15_000;
@@ -58,6 +60,7 @@ const shape = {
   CONTROLLER_HTTP_PORT: port(9102),
   CONTROLLER_METRIC_MAX_AGE_MS: int(DEFAULT_METRIC_MAX_AGE_MS, 100, 3_600_000),
   CONTROLLER_UNREACHABLE_REPLACE_MS: optionalInt(0, 86_400_000),
+  CONTROLLER_HISTORY_RETENTION_MS: int(DEFAULT_HISTORY_RETENTION_MS, 86_400_000, 10 * 365 * 86_400_000),
   CONTROLLER_FAIL_STATIC_SHARE: num(DEFAULT_FAIL_STATIC_SHARE, 0.01, 1),
   CONTROLLER_MAX_REPLACE_PERCENT: num(DEFAULT_MAX_REPLACE_PERCENT, 1, 100),
   CONTROLLER_UNKNOWN_INSTANCES: z.enum(['adopt', 'terminate'], { error: 'must be adopt or terminate' }).default('adopt'),
@@ -121,6 +124,8 @@ export interface ControllerConfig {
   readonly listingGraceMs: number;
   /** A silent instance the provider still runs is replaced only after this long, ms. Default 5 000 local, 300 000 AWS. */
   readonly unreachableReplaceMs: number;
+  /** Decisions, activities, operators' changes and closed launch intents are kept this long, ms. Default 30 days. */
+  readonly historyRetentionMs: number;
   /** At least this share of a group silent at once (and at least 2): no termination, no scale-in. Default 0.5. */
   readonly failStaticShare: number;
   /** Replacements of instances that may still serve: at most this percent of the group at a time (at least 1). Default 10. */
@@ -280,6 +285,7 @@ export function loadControllerConfig(sources: ConfigSources): ControllerConfig {
     http: Object.freeze({ host: c.CONTROLLER_HTTP_HOST, port: c.CONTROLLER_HTTP_PORT }),
     metricMaxAgeMs: c.CONTROLLER_METRIC_MAX_AGE_MS,
     unreachableReplaceMs: c.CONTROLLER_UNREACHABLE_REPLACE_MS ?? DEFAULT_UNREACHABLE_REPLACE_MS[aws ? 'aws' : 'local'],
+    historyRetentionMs: c.CONTROLLER_HISTORY_RETENTION_MS,
     failStaticShare: c.CONTROLLER_FAIL_STATIC_SHARE,
     maxReplacePercent: c.CONTROLLER_MAX_REPLACE_PERCENT,
     unknownInstances: c.CONTROLLER_UNKNOWN_INSTANCES,

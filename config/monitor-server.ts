@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { PHI_DEFAULTS } from '../domain/liveness.js';
 import { isLoopbackHost, redactingSecrets, tokenProblem } from '../lib/tls.js';
+import { API_CHECKS, API_SECRET_KEYS, API_SHAPE, apiConfig, type ApiConfig } from './api.js';
 import { DEFAULT_DB_PATH, bool, compileConfig, type CrossCheck, int, logLevel, num, port, str, type ConfigSources } from './shared.js';
 
 /** Heartbeat interval announced to agents. */
@@ -12,8 +13,13 @@ export const DEFAULT_DEAD_AFTER_MS = 4_500;
 /** Batched writes: flush at least this often, or at this many rows. */
 export const DEFAULT_FLUSH_INTERVAL_MS = 200;
 export const DEFAULT_FLUSH_MAX_ROWS = 1_000;
-/** Raw samples are kept this long (6 h); the latest state is kept forever. */
-export const DEFAULT_SAMPLE_RETENTION_MS = 6 * 3_600_000;
+/**
+ * Raw samples are kept this long (1 h); the latest state is kept forever and the per-minute
+ * rollups for DEFAULT_ROLLUP_RETENTION_MS. At least 1 min.
+ */
+export const DEFAULT_SAMPLE_RETENTION_MS = 3_600_000;
+/** Per-instance 1-minute rollups of the samples are kept this long (14 days). At least 1 h. */
+export const DEFAULT_ROLLUP_RETENTION_MS = 14 * 86_400_000;
 /** Largest gRPC message accepted; heartbeats are ~40 bytes. */
 export const DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024;
 /**
@@ -59,6 +65,7 @@ const shape = {
   MONITOR_FLUSH_INTERVAL_MS: int(DEFAULT_FLUSH_INTERVAL_MS, 1, 60_000),
   MONITOR_FLUSH_MAX_ROWS: int(DEFAULT_FLUSH_MAX_ROWS, 1, 1_000_000),
   MONITOR_SAMPLE_RETENTION_MS: int(DEFAULT_SAMPLE_RETENTION_MS, 60_000),
+  MONITOR_ROLLUP_RETENTION_MS: int(DEFAULT_ROLLUP_RETENTION_MS, 3_600_000),
   MONITOR_MAX_MESSAGE_BYTES: int(DEFAULT_MAX_MESSAGE_BYTES, 256, 4 * 1024 * 1024),
   MONITOR_STARTUP_GRACE_MS: int(DEFAULT_STARTUP_GRACE_MS, 0, 3_600_000),
   MONITOR_MAX_QUEUED_ROWS: int(DEFAULT_MAX_QUEUED_ROWS, 1, 10_000_000),
@@ -85,19 +92,23 @@ const shape = {
   MONITOR_EC2_IDENTITY_CERTS: str(''),
   MONITOR_REQUIRE_EC2_IDENTITY: bool(false),
   MONITOR_REQUIRE_LAUNCH_TOKEN: bool(false),
+  ...API_SHAPE,
   LOG_LEVEL: logLevel(),
 };
 
 /** Keys whose values are never echoed in error messages. */
-const SECRET_KEYS = ['MONITOR_AUTH_TOKEN'];
+const SECRET_KEYS = ['MONITOR_AUTH_TOKEN', ...API_SECRET_KEYS];
 
 const checks: readonly CrossCheck<typeof shape>[] = [
+  ...API_CHECKS,
   (c) => (c.MONITOR_SUSPECT_AFTER_MS !== undefined && c.MONITOR_HEARTBEAT_INTERVAL_MS !== undefined && c.MONITOR_SUSPECT_AFTER_MS <= c.MONITOR_HEARTBEAT_INTERVAL_MS
     ? ['MONITOR_SUSPECT_AFTER_MS', 'must be > MONITOR_HEARTBEAT_INTERVAL_MS'] : undefined),
   (c) => (c.MONITOR_FLUSH_MAX_ROWS !== undefined && c.MONITOR_MAX_QUEUED_ROWS !== undefined && c.MONITOR_MAX_QUEUED_ROWS < c.MONITOR_FLUSH_MAX_ROWS
     ? ['MONITOR_MAX_QUEUED_ROWS', 'must be >= MONITOR_FLUSH_MAX_ROWS'] : undefined),
   (c) => (c.MONITOR_DEAD_AFTER_MS !== undefined && c.MONITOR_SUSPECT_AFTER_MS !== undefined && c.MONITOR_DEAD_AFTER_MS <= c.MONITOR_SUSPECT_AFTER_MS
     ? ['MONITOR_DEAD_AFTER_MS', 'must be > MONITOR_SUSPECT_AFTER_MS'] : undefined),
+  (c) => (c.MONITOR_ROLLUP_RETENTION_MS !== undefined && c.MONITOR_SAMPLE_RETENTION_MS !== undefined && c.MONITOR_ROLLUP_RETENTION_MS < c.MONITOR_SAMPLE_RETENTION_MS
+    ? ['MONITOR_ROLLUP_RETENTION_MS', 'must be >= MONITOR_SAMPLE_RETENTION_MS (rollups outlive the samples they summarize)'] : undefined),
   (c) => (c.MONITOR_TLS_CERT && !c.MONITOR_TLS_KEY ? ['MONITOR_TLS_KEY', 'must be set with MONITOR_TLS_CERT (the private key of that certificate)'] : undefined),
   (c) => (c.MONITOR_TLS_KEY && !c.MONITOR_TLS_CERT ? ['MONITOR_TLS_CERT', 'must be set with MONITOR_TLS_KEY (the certificate of that key)'] : undefined),
   (c) => (c.MONITOR_TLS_CLIENT_CA && !c.MONITOR_TLS_CERT
@@ -147,8 +158,10 @@ export interface MonitorServerConfig {
   /** Batched writer limits. Defaults 200 ms / 1000 rows. */
   readonly flushIntervalMs: number;
   readonly flushMaxRows: number;
-  /** Raw sample retention, ms. Default 6 h. */
+  /** Raw sample retention, ms. Default 3 600 000 (1 h), at least 60 000. */
   readonly sampleRetentionMs: number;
+  /** Per-instance 1-minute rollup retention, ms. Default 1 209 600 000 (14 days), at least 3 600 000 and the raw retention. */
+  readonly rollupRetentionMs: number;
   /** Largest accepted gRPC message, bytes. Default 16 KiB. */
   readonly maxMessageBytes: number;
   /** Reconnect grace for instances already known at start, ms. Default 15 000. */
@@ -187,6 +200,8 @@ export interface MonitorServerConfig {
   readonly requireEc2Identity: boolean;
   /** Register without the local provider's launch token for the instance is refused PERMISSION_DENIED. Default false. */
   readonly requireLaunchToken: boolean;
+  /** The HTTP API: tokens, who may read, HTTPS, the event stream (config/api.ts). */
+  readonly api: ApiConfig;
   readonly logLevel: z.output<ReturnType<typeof logLevel>>;
 }
 
@@ -211,6 +226,7 @@ export function loadMonitorServerConfig(sources: ConfigSources): MonitorServerCo
     flushIntervalMs: c.MONITOR_FLUSH_INTERVAL_MS,
     flushMaxRows: c.MONITOR_FLUSH_MAX_ROWS,
     sampleRetentionMs: c.MONITOR_SAMPLE_RETENTION_MS,
+    rollupRetentionMs: c.MONITOR_ROLLUP_RETENTION_MS,
     maxMessageBytes: c.MONITOR_MAX_MESSAGE_BYTES,
     startupGraceMs: c.MONITOR_STARTUP_GRACE_MS,
     maxQueuedRows: c.MONITOR_MAX_QUEUED_ROWS,
@@ -230,6 +246,7 @@ export function loadMonitorServerConfig(sources: ConfigSources): MonitorServerCo
     ec2IdentityCertsFile: c.MONITOR_EC2_IDENTITY_CERTS || undefined,
     requireEc2Identity: c.MONITOR_REQUIRE_EC2_IDENTITY,
     requireLaunchToken: c.MONITOR_REQUIRE_LAUNCH_TOKEN,
+    api: apiConfig(c),
     logLevel: c.LOG_LEVEL,
   });
 }

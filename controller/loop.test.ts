@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { loadControllerConfig, type ControllerConfig } from '../config/controller.js';
-import { ManualClock, captureLogger } from '../lib/testing.js';
+import { ManualClock, captureLogger, configProblems } from '../lib/testing.js';
 import { ComponentStore } from '../store/components.js';
 import { openStore, type Db } from '../store/db.js';
 import { EventStore } from '../store/events.js';
@@ -563,5 +563,29 @@ describe('dry-run leaves no trace in the policy state', () => {
     for (const id of ['web-1', 'web-2']) reportCpu(id, 80);
     await step(1_000);
     expect(events.recentDecisions('web', 1)[0]).toMatchObject({ reason: 'ScaleOut', from: 2, to: 4 });
+  });
+});
+
+describe('event log retention', () => {
+  it('prunes decisions, activities and operator changes older than CONTROLLER_HISTORY_RETENTION_MS, and keeps newer ones', async () => {
+    const c = loadControllerConfig({ env: { ...env, CONTROLLER_HISTORY_RETENTION_MS: String(86_400_000) } });
+    const ctl = makeController(c);
+    const old = clock.now();
+    events.recordDecision('web', { current: 1, desired: 1, reason: 'WithinTolerance', message: 'old', trail: [], details: {} }, old);
+    events.recordActivity({ ts: old, groupId: 'web', instanceId: 'x', action: 'launch', cause: 'old', outcome: 'ok', error: null });
+    new GroupStore(db).setPaused('web', false, old, 'ops', 'old');
+    // A day and a bit later (the prune runs at most every 10 minutes).
+    await step(86_400_000 + 11 * 60_000, ctl);
+    events.recordDecision('web', { current: 1, desired: 1, reason: 'WithinTolerance', message: 'new', trail: [], details: {} }, clock.now());
+    await step(11 * 60_000, ctl);
+    const messages = events.recentDecisions('web', 1_000).map((d) => d.message);
+    expect(messages).not.toContain('old');
+    expect(messages).toContain('new');
+    expect(events.recentActivities('web', 1_000).map((a) => a.cause)).not.toContain('old');
+    expect(new GroupStore(db).events('web', 1_000).map((e) => e.message)).not.toContain('resumed: old');
+  });
+
+  it('refuses a retention under a day, naming the key', () => {
+    expect(configProblems(() => loadControllerConfig({ env: { ...env, CONTROLLER_HISTORY_RETENTION_MS: '1000' } })).join('\n')).toContain('CONTROLLER_HISTORY_RETENTION_MS');
   });
 });

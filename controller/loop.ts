@@ -11,6 +11,7 @@ import { GroupStore, type GroupRow } from '../store/groups.js';
 import { InstanceStore, type InstanceRow, type ProviderFacts } from '../store/instances.js';
 import { IntentStore, type LaunchIntent } from '../store/intents.js';
 import { MinuteStore } from '../store/minutes.js';
+import { HistoryRetention } from '../store/retention.js';
 import { PolicyStateStore } from '../store/policy-state.js';
 import { demandOf } from './policy/combine.js';
 import { decide } from './policy/engine.js';
@@ -23,6 +24,8 @@ import { asProviderError, type InstanceProvider, type ProviderError, type Provid
 
 /** Per-minute history is kept this long (AWS predictive scaling reads 14 days). */
 export const MINUTES_RETENTION_MS = 15 * 86_400_000;
+/** Event-log rows looked at per table per prune run. */
+const HISTORY_PRUNE_CHUNK = 5_000;
 const PRUNE_EVERY_MS = 600_000;
 /** Predictive scaling reads this much history beyond one season plus its lead. */
 const HISTORY_MARGIN_MS = 3_600_000;
@@ -64,6 +67,7 @@ export class Controller {
   private readonly components: ComponentStore;
   private readonly policyStates: PolicyStateStore;
   private readonly minutes: MinuteStore;
+  private readonly retention: HistoryRetention;
   private readonly memory = new Map<string, GroupMemory>();
   /** The group's rows as last read in this evaluation; dropped whenever the controller writes them. */
   private readonly rowsCache = new Map<string, InstanceRow[]>();
@@ -96,6 +100,7 @@ export class Controller {
     this.components = new ComponentStore(db);
     this.policyStates = new PolicyStateStore(db);
     this.minutes = new MinuteStore(db);
+    this.retention = new HistoryRetention(db);
     this.startedAt = clock.now();
   }
 
@@ -250,6 +255,9 @@ export class Controller {
     try {
       const n = this.minutes.prune(now - MINUTES_RETENTION_MS);
       if (n > 0) this.log.debug({ removed: n }, 'pruned old per-minute history');
+      // The oldest rows only, in a bounded chunk per run: a long-stopped controller catches up over a few runs.
+      const h = this.retention.prune(now - this.cfg.historyRetentionMs, HISTORY_PRUNE_CHUNK);
+      if (h.decisions + h.activities + h.groupEvents + h.launchIntents > 0) this.log.debug({ removed: h }, 'pruned old event log rows');
     } catch (err) {
       this.log.warn({ err }, 'cannot prune per-minute history');
     }

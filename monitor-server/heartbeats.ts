@@ -49,6 +49,9 @@ export class HeartbeatPipeline {
   paused = false;
   /** How often streams were paused. */
   pauses = 0;
+  /** Heartbeat messages read from streams, and acks handed to them, since start (/metrics). */
+  received = 0;
+  acks = 0;
 
   constructor(private readonly d: PipelineDeps) {
     this.limiter = new RateLimiter(d.cfg.maxHeartbeatsPerSec, d.cfg.heartbeatBurst);
@@ -70,6 +73,7 @@ export class HeartbeatPipeline {
   }
 
   onHeartbeat(session: Session, hb: Heartbeat__Output): void {
+    this.received++;
     const { cfg, ingest } = this.d;
     if (session.call === undefined) return; // ended by the server; late messages are ignored
     const now = this.d.clock.now();
@@ -139,6 +143,7 @@ export class HeartbeatPipeline {
         views.set(s.groupId, view);
       }
       s.acks.send({ persisted_seq: seq, rejected: s.rejected, reject_reason: s.rejectReason, group: view });
+      this.acks++;
       s.ackedSeq = seq;
       s.rejected = 0;
       s.rejectReason = '';

@@ -1,5 +1,10 @@
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { Socket } from 'node:net';
+import { ApiServer } from '../api/server.js';
+import { ConfigError } from '../config/shared.js';
 import { ID_PATTERN } from '../config/shared.js';
 import type { Logger } from '../lib/logger.js';
 import { DASHBOARD_HTML } from './dashboard.js';
@@ -8,6 +13,8 @@ import { MAX_STATUS_DECISIONS } from './status-cache.js';
 
 export interface HttpHandle {
   readonly port: number;
+  /** HTTPS: re-read the certificate and key (SIGHUP); a bad pair throws and the old one stays. */
+  reloadTls(): void;
   close(): Promise<void>;
 }
 
@@ -21,6 +28,41 @@ export interface HttpOptions {
   readonly onBadRequest: () => void;
   /** Called when a route threw; the request is answered 500 and the server keeps serving. */
   readonly onError: (err: unknown, path: string) => void;
+  /** Prometheus text exposition for `GET /metrics` (monitor-server/metrics.ts); 404 when absent. */
+  readonly metrics?: () => Promise<{ contentType: string; body: string }>;
+  /** The HTTP API under /api/ and /openapi.json (api/server.ts); without it only /api/status is served. */
+  readonly api?: ApiServer;
+  /** HTTPS with these PEM files; undefined: plain HTTP. */
+  readonly tls?: { readonly certFile: string; readonly keyFile: string };
+}
+
+/**
+ * The chart library the dashboard draws with (uPlot, MIT), served from the installed package:
+ * no CDN, no build step. Read once, on first request.
+ */
+const ASSETS: Record<string, { file: string; type: string }> = {
+  '/assets/uplot.js': { file: 'uplot/dist/uPlot.iife.min.js', type: 'text/javascript; charset=utf-8' },
+  '/assets/uplot.css': { file: 'uplot/dist/uPlot.min.css', type: 'text/css; charset=utf-8' },
+};
+const assetCache = new Map<string, Buffer>();
+function asset(path: string): Buffer {
+  let b = assetCache.get(path);
+  if (b === undefined) {
+    b = readFileSync(createRequire(import.meta.url).resolve((ASSETS[path] as { file: string }).file));
+    assetCache.set(path, b);
+  }
+  return b;
+}
+
+function readTlsPair(tls: { certFile: string; keyFile: string }): { cert: Buffer; key: Buffer } {
+  const read = (key: string, path: string) => {
+    try {
+      return readFileSync(path);
+    } catch (err) {
+      throw new ConfigError([`${key}: cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`]);
+    }
+  };
+  return { cert: read('MONITOR_HTTP_TLS_CERT', tls.certFile), key: read('MONITOR_HTTP_TLS_KEY', tls.keyFile) };
 }
 
 /** Open connections at once; more are closed by Node as they arrive. */
@@ -30,7 +72,7 @@ const HEADERS_TIMEOUT_MS = 10_000;
 const REQUEST_TIMEOUT_MS = 30_000;
 const DEFAULT_DECISIONS = 10;
 
-const ROUTES = ['/', '/healthz', '/api/status'] as const;
+const ROUTES = ['/', '/healthz', '/metrics', '/api/status', '/api/v1/…', '/openapi.json'] as const;
 
 function send(res: ServerResponse, status: number, body: unknown): void {
   sendBuffer(res, status, Buffer.from(JSON.stringify(body), 'utf8'));
@@ -57,7 +99,9 @@ const echo = (path: string) => (path.length > 100 ? `${path.slice(0, 100)}…` :
  */
 export async function startHttp(opts: HttpOptions): Promise<HttpHandle> {
   const route = (req: IncomingMessage, res: ServerResponse, path: string, query: URLSearchParams) => {
-    if (req.method !== 'GET' && req.method !== 'HEAD') {
+    if (opts.api !== undefined && ApiServer.owns(path)) {
+      opts.api.handle(req, res, path, query);
+    } else if (req.method !== 'GET' && req.method !== 'HEAD') {
       opts.onBadRequest();
       res.setHeader('allow', 'GET, HEAD');
       send(res, 405, { error: 'method not allowed' });
@@ -74,6 +118,21 @@ export async function startHttp(opts: HttpOptions): Promise<HttpHandle> {
       const asked = Math.floor(Number(query.get('decisions') ?? DEFAULT_DECISIONS));
       const decisions = Math.min(MAX_STATUS_DECISIONS, Math.max(0, asked || DEFAULT_DECISIONS));
       sendBuffer(res, 200, opts.status.body(group, decisions));
+    } else if (path === '/metrics' && opts.metrics !== undefined) {
+      opts.metrics().then(
+        (m) => {
+          res.writeHead(200, { 'content-type': m.contentType, 'cache-control': 'no-store' });
+          res.end(m.body);
+        },
+        (err: unknown) => {
+          opts.onError(err, path);
+          if (!res.headersSent) send(res, 500, { error: 'internal error' });
+        },
+      );
+    } else if (ASSETS[path] !== undefined) {
+      const body = asset(path);
+      res.writeHead(200, { 'content-type': (ASSETS[path] as { type: string }).type, 'cache-control': 'public, max-age=86400', 'content-length': body.length, 'x-content-type-options': 'nosniff' });
+      res.end(body);
     } else if (path === '/favicon.ico') {
       res.writeHead(204).end();
     } else if (path === '/') {
@@ -81,7 +140,7 @@ export async function startHttp(opts: HttpOptions): Promise<HttpHandle> {
         'content-type': 'text/html; charset=utf-8',
         'cache-control': 'no-store',
         // Everything is inline and same-origin; nothing else may load.
-        'content-security-policy': "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; img-src 'self' data:",
+        'content-security-policy': "default-src 'none'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; connect-src 'self'; img-src 'self' data:",
         'x-content-type-options': 'nosniff',
       });
       res.end(DASHBOARD_HTML);
@@ -91,7 +150,7 @@ export async function startHttp(opts: HttpOptions): Promise<HttpHandle> {
     }
   };
 
-  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+  const handler = (req: IncomingMessage, res: ServerResponse) => {
     const target = req.url ?? '/';
     const q = target.indexOf('?');
     const path = q === -1 ? target : target.slice(0, q);
@@ -107,7 +166,18 @@ export async function startHttp(opts: HttpOptions): Promise<HttpHandle> {
       if (!res.headersSent) send(res, 500, { error: 'internal error' });
       else res.destroy();
     }
-  });
+  };
+  let server: Server | HttpsServer;
+  if (opts.tls !== undefined) {
+    const pair = readTlsPair(opts.tls);
+    try {
+      server = createHttpsServer({ ...pair, minVersion: 'TLSv1.2' }, handler);
+    } catch (err) {
+      throw new ConfigError([`MONITOR_HTTP_TLS_CERT / MONITOR_HTTP_TLS_KEY: not a usable certificate and key: ${(err as Error).message}`]);
+    }
+  } else {
+    server = createServer(handler);
+  }
   // Requests Node's parser refuses (bad bytes, oversized headers) answer 400 on that socket only.
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
     opts.onBadRequest();
@@ -132,7 +202,12 @@ export async function startHttp(opts: HttpOptions): Promise<HttpHandle> {
   server.on('error', (err) => opts.log.error({ err }, 'http server error'));
   return {
     port,
+    reloadTls: () => {
+      if (opts.tls === undefined || !('setSecureContext' in server)) return;
+      server.setSecureContext({ ...readTlsPair(opts.tls), minVersion: 'TLSv1.2' });
+    },
     close: () => new Promise<void>((resolve) => {
+      opts.api?.close();
       server.closeAllConnections();
       server.close(() => resolve());
     }),

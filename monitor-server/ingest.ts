@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks';
 import type { Logger } from '../lib/logger.js';
 import type { SampleRecord, TelemetryStore } from '../store/telemetry.js';
 import { RingBuffer } from './ring-buffer.js';
@@ -22,11 +23,18 @@ export class IngestQueue {
   lastError: Error | undefined;
   lastFlushAt = 0;
   totalRows = 0;
+  /** Batched writes that failed since start. */
+  failedWrites = 0;
 
   constructor(
     private readonly telemetry: TelemetryStore,
     private readonly log: Logger,
-    private readonly opts: { readonly flushMaxRows: number; readonly maxQueuedRows: number },
+    private readonly opts: {
+      readonly flushMaxRows: number;
+      readonly maxQueuedRows: number;
+      /** Called after each committed batch with its rows and the write's duration, seconds (metrics). */
+      readonly onBatch?: (rows: number, seconds: number) => void;
+    },
   ) {
     this.queue = new RingBuffer<SampleRecord>(opts.maxQueuedRows);
   }
@@ -61,9 +69,11 @@ export class IngestQueue {
       return { rows: 0, persisted: new Map() };
     }
     const batch = this.queue.peek(this.queue.length);
+    const started = performance.now();
     try {
       this.telemetry.writeBatch(batch);
     } catch (err) {
+      this.failedWrites++;
       if (this.lastError === undefined) this.log.error({ err, rows: batch.length }, 'batch write failed; will retry');
       this.lastError = err as Error;
       return undefined;
@@ -73,6 +83,7 @@ export class IngestQueue {
     this.lastError = undefined;
     this.lastFlushAt = now;
     this.totalRows += batch.length;
+    this.opts.onBatch?.(batch.length, (performance.now() - started) / 1_000);
     const persisted = new Map<string, number>();
     for (const s of batch) persisted.set(s.instanceId, Math.max(persisted.get(s.instanceId) ?? 0, s.seq));
     return { rows: batch.length, persisted };

@@ -124,6 +124,13 @@ export function classify(silentMs: number, connected: boolean, cfg: LivenessConf
 
 export class FailureDetector {
   private readonly tracked = new Map<string, Tracked>();
+
+  /** Watched instances by state (for /metrics), counted in memory. */
+  counts(): Record<'running' | 'suspect' | 'dead', number> {
+    const c = { running: 0, suspect: 0, dead: 0 };
+    for (const t of this.tracked.values()) c[t.state]++;
+    return c;
+  }
   private readonly mode: 'phi' | 'timeout';
   private readonly p: { phiThreshold: number; acceptablePauseMs: number; minStdDevMs: number; maxSamples: number; heartbeatIntervalMs: number };
 

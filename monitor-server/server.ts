@@ -1,6 +1,5 @@
 import * as grpc from '@grpc/grpc-js';
 import { randomUUID, type X509Certificate } from 'node:crypto';
-import { performance } from 'node:perf_hooks';
 import type { MonitorServerConfig } from '../config/monitor-server.js';
 import { ID_PATTERN } from '../config/shared.js';
 import type { Clock } from '../lib/clock.js';
@@ -10,7 +9,7 @@ import { loadCertificates } from '../lib/tls.js';
 import { version } from '../lib/version.js';
 import { ComponentStore } from '../store/components.js';
 import type { Db } from '../store/db.js';
-import { InstanceStore } from '../store/instances.js';
+import { InstanceStore, type LivenessState } from '../store/instances.js';
 import { IdentityBindingStore, SecretStore, nonceDigest, secretsEqual } from '../store/secrets.js';
 import { SimLoadStore } from '../store/simload.js';
 import { StatusReader } from '../store/status.js';
@@ -18,12 +17,14 @@ import { TelemetryStore } from '../store/telemetry.js';
 import { AckSender } from './acks.js';
 import { containListener, containUnary, type ContainContext } from './contain.js';
 import { HeartbeatPipeline, type CallStatus } from './heartbeats.js';
+import { mountApi, type MountedApi } from './api-mount.js';
 import { startHttp, type HttpHandle } from './http.js';
 import {
   Authenticator, authorize, readProofs, sessionIdentity, verifyIdentityDocument, type AuthenticatedCall, type Caller, type IdentityDocumentProof,
 } from './identity.js';
 import { IngestQueue } from './ingest.js';
 import { FailureDetector, type Transition } from './liveness.js';
+import { MonitorMetrics } from './metrics.js';
 import { ThrottledLog, newRefusalCounts, type RefusalCounts, type RefusalReason } from './refusals.js';
 import { SessionTable, type HeartbeatCall, type Session } from './sessions.js';
 import { StatusCache } from './status-cache.js';
@@ -32,7 +33,7 @@ import { ServerTls, type ServerTlsSummary } from './tls.js';
 export { MAX_CLOCK_SKEW_MS, MAX_SEQ } from './heartbeat-validation.js';
 /** How often the monitor server writes its own heartbeat to the store. */
 export const COMPONENT_BEAT_MS = 1_000;
-/** Old raw samples are pruned every PRUNE_EVERY_MS in chunks, within a time budget per run. */
+/** Old raw samples and rollups are pruned every PRUNE_EVERY_MS in chunks, within a time budget per run (TelemetryStore.pruneExpired). */
 export const PRUNE_EVERY_MS = 5_000;
 export const PRUNE_CHUNK = 5_000;
 export const PRUNE_BUDGET_MS = 50;
@@ -108,6 +109,7 @@ export class MonitorServer {
   private readonly refusedLog: ThrottledLog;
   private readonly contain: ContainContext;
   private readonly status: StatusCache;
+  private readonly metrics: MonitorMetrics;
   private readonly timers: NodeJS.Timeout[] = [];
   private readonly counters = { sessionsExpired: 0, acksCoalesced: 0, sweeps: 0 };
   private readonly startedAt: number;
@@ -119,11 +121,12 @@ export class MonitorServer {
   private tls: ServerTls | undefined;
   private grpcServer: grpc.Server | undefined;
   private http: HttpHandle | undefined;
+  private api: MountedApi | undefined;
   private info: Record<string, unknown> = {};
 
   constructor(
     private readonly cfg: MonitorServerConfig,
-    db: Db,
+    private readonly db: Db,
     private readonly clock: Clock,
     rootLog: Logger,
   ) {
@@ -132,7 +135,10 @@ export class MonitorServer {
     this.components = new ComponentStore(db);
     this.simLoad = new SimLoadStore(db);
     this.telemetry = new TelemetryStore(db);
-    this.ingest = new IngestQueue(this.telemetry, rootLog.child({ component: 'ingest' }), { flushMaxRows: cfg.flushMaxRows, maxQueuedRows: cfg.maxQueuedRows });
+    this.metrics = this.newMetrics();
+    this.ingest = new IngestQueue(this.telemetry, rootLog.child({ component: 'ingest' }), {
+      flushMaxRows: cfg.flushMaxRows, maxQueuedRows: cfg.maxQueuedRows, onBatch: (rows, seconds) => this.metrics.batch(rows, seconds),
+    });
     this.detector = new FailureDetector(cfg);
     this.refusedLog = new ThrottledLog(this.log, { intervalMs: cfg.refusedLogIntervalMs, maxLinesPerInterval: MAX_REFUSED_LINES_PER_INTERVAL, maxKeys: MAX_REFUSED_LOG_KEYS });
     this.contain = { log: this.refusedLog, now: () => this.clock.now(), onError: () => { this.refused.internalError++; } };
@@ -170,9 +176,15 @@ export class MonitorServer {
     });
     this.grpcServer = server;
     try {
+      this.api = mountApi(this.cfg.api, {
+        db: this.db, status: this.status, now: () => this.clock.now(), log: this.log.child({ component: 'api' }),
+        onRefused: () => { this.refused.httpBadRequest++; },
+      });
       this.http = await startHttp({
         host: this.cfg.httpHost, port: this.cfg.httpPort, status: this.status, health: () => this.health(), log: this.log.child({ component: 'http' }),
+        api: this.api.server, ...(this.cfg.api.tls === undefined ? {} : { tls: this.cfg.api.tls }),
         onBadRequest: () => { this.refused.httpBadRequest++; },
+        metrics: () => this.metrics.render(),
         onError: (err, path) => { this.contain.onError(); this.refusedLog.warn('internal:http', this.clock.now(), { err, path }, 'request failed; contained'); },
       });
     } catch (err) {
@@ -201,6 +213,11 @@ export class MonitorServer {
   }
 
   private async reloadTls(): Promise<void> {
+    this.api?.reload();
+    if (this.cfg.api.tls !== undefined) {
+      this.http?.reloadTls();
+      this.log.info({ cert: this.cfg.api.tls.certFile }, 'HTTPS certificate reloaded');
+    }
     if (this.tls === undefined) return;
     const summary: ServerTlsSummary = this.tls.reload();
     this.log.info({ tls: summary }, 'TLS certificates reloaded');
@@ -248,7 +265,7 @@ export class MonitorServer {
 
   private handlers(): MonitorHandlers {
     return {
-      Register: containUnary(this.contain, 'Register', (call, callback) => {
+      Register: this.metrics.countRegistrations(containUnary(this.contain, 'Register', (call, callback) => {
         const caller = this.authenticate(call, 'Register');
         if ('code' in caller) {
           callback(caller);
@@ -320,7 +337,7 @@ export class MonitorServer {
           auth: caller.kind, proofs: proven.proofs, superseded: previous !== undefined, ...(caller.certFingerprint !== undefined ? { cert: caller.certFingerprint } : {}),
         }, 'agent registered');
         callback(null, { session_id: session.id, heartbeat_interval_ms: this.cfg.heartbeatIntervalMs, last_seq: outcome.lastSeq });
-      }),
+      })),
 
       Heartbeats: (call: HeartbeatCall) => {
         const caller = this.authenticate(call, 'Heartbeats');
@@ -532,15 +549,11 @@ export class MonitorServer {
 
   private prune(): void {
     try {
-      const before = this.clock.now() - this.cfg.sampleRetentionMs;
-      const started = performance.now();
-      let removed = 0;
-      for (;;) {
-        const n = this.telemetry.prune(before, PRUNE_CHUNK);
-        removed += n;
-        if (n < PRUNE_CHUNK || performance.now() - started > PRUNE_BUDGET_MS) break;
-      }
-      if (removed > 0) this.log.debug({ removed }, 'pruned old samples');
+      const now = this.clock.now();
+      const removed = this.telemetry.pruneExpired({
+        samplesBefore: now - this.cfg.sampleRetentionMs, rollupsBefore: now - this.cfg.rollupRetentionMs, chunk: PRUNE_CHUNK, budgetMs: PRUNE_BUDGET_MS,
+      });
+      if (removed.samples > 0 || removed.rollups > 0) this.log.debug({ samples: removed.samples, rollups: removed.rollups }, 'pruned old samples and rollups');
     } catch (err) {
       this.log.warn({ err }, 'sample pruning failed');
     }
@@ -576,6 +589,32 @@ export class MonitorServer {
   private health(): { ok: boolean; details: Record<string, unknown> } {
     const e = this.ingest.lastError;
     return { ok: e === undefined, details: { ...this.stats(), lastFlushAt: this.ingest.lastFlushAt, ...(e ? { error: e.message } : {}) } };
+  }
+
+  /** Prometheus metrics; what they show is read from this server at each scrape (monitor-server/metrics.ts). */
+  private newMetrics(): MonitorMetrics {
+    return new MonitorMetrics({
+      refused: () => this.refused,
+      received: () => this.pipeline.received,
+      stored: () => this.ingest.totalRows,
+      writeFailures: () => this.ingest.failedWrites,
+      writeFailing: () => this.ingest.lastError !== undefined,
+      acks: () => this.pipeline.acks,
+      acksCoalesced: () => this.counters.acksCoalesced,
+      agents: () => this.agentStates(),
+      sessions: () => this.sessions.size,
+      streams: () => this.sessions.streams(),
+      sessionsExpired: () => this.counters.sessionsExpired,
+      queued: () => this.ingest.length,
+      queueCapacity: () => this.ingest.capacity,
+      paused: () => this.pipeline.paused,
+      pauses: () => this.pipeline.pauses,
+    });
+  }
+
+  /** Watched instances by liveness state, from the failure detector (no store read per scrape). */
+  private agentStates(): Record<LivenessState, number> {
+    return this.detector.counts();
   }
 
   /** End a session and its stream with `status`; `disconnected`: its instance loses its stream (suspect). */

@@ -52,6 +52,11 @@ export class StatusCache {
     return body;
   }
 
+  /** The report behind the current snapshot (at most `ttlMs` old). */
+  report(): StatusReport {
+    return this.current().report;
+  }
+
   private current(): Snapshot {
     const now = this.now();
     const s = this.snapshot;

@@ -211,4 +211,32 @@ export const MIGRATIONS: readonly string[] = [
     last_seen_at   INTEGER NOT NULL
   );
   `,
+  `
+  -- Per-instance 1-minute rollups of raw samples (a bounded database: raw samples are kept an
+  -- hour, these 14 days), folded in by the monitor server in the transaction that appends the raw
+  -- samples, so a late sample lands in its own minute. Sums, not averages, and in hundredths of a
+  -- percent: folding an integer sum is exact in any order (avg = sum / n / 100), and a value takes
+  -- 2-3 bytes instead of 8 (a row is about 45 bytes: 14 days of one instance are about 1 MiB).
+  -- Keyed group first, then time: "the last hour of group G, per instance, per minute" is one
+  -- range read; retention walks the groups and deletes each one's oldest minutes.
+  CREATE TABLE sample_minutes (
+    group_id     TEXT NOT NULL,
+    minute       INTEGER NOT NULL,          -- start of the minute of the agent's sample time
+    instance_id  TEXT NOT NULL,
+    n            INTEGER NOT NULL CHECK (n >= 1),
+    cpu_sum      INTEGER NOT NULL,          -- hundredths of a percent, summed over the n samples
+    cpu_max      INTEGER NOT NULL,          -- hundredths of a percent
+    mem_sum      INTEGER NOT NULL,
+    mem_max      INTEGER NOT NULL,
+    PRIMARY KEY (group_id, minute, instance_id)
+  ) WITHOUT ROWID;
+  -- The raw samples already stored become rollups, so an upgrade keeps their history when the
+  -- shorter raw retention deletes them.
+  INSERT INTO sample_minutes (group_id, minute, instance_id, n, cpu_sum, cpu_max, mem_sum, mem_max)
+    SELECT i.group_id, (s.ts / 60000) * 60000, s.instance_id, COUNT(*),
+      SUM(CAST(ROUND(s.cpu * 100) AS INTEGER)), MAX(CAST(ROUND(s.cpu * 100) AS INTEGER)),
+      SUM(CAST(ROUND(s.mem * 100) AS INTEGER)), MAX(CAST(ROUND(s.mem * 100) AS INTEGER))
+    FROM samples s JOIN instances i ON i.id = s.instance_id
+    GROUP BY i.group_id, (s.ts / 60000) * 60000, s.instance_id;
+  `,
 ];

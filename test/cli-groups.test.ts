@@ -128,8 +128,8 @@ describe('autoscaler group / policy / scale / pause / dry-run', () => {
   it.each([
     { name: 'an unknown group', args: ['policy', 'show', 'nope'], want: 'no group "nope"' },
     { name: 'events for an unknown group', args: ['events', '--group', 'nope'], want: 'no group "nope"' },
-    { name: 'a negative --decisions', args: ['status', '--decisions', '-1'], want: '--decisions must be a positive whole number' },
-    { name: 'a --limit of zero', args: ['policy', 'history', 'web', '--limit', '0'], want: '--limit must be a positive whole number' },
+    { name: 'a negative --decisions', args: ['status', '--decisions', '-1'], want: '--decisions must be a whole number from 1 to 200 (got "-1")' },
+    { name: 'a --limit of zero', args: ['policy', 'history', 'web', '--limit', '0'], want: '--limit must be a whole number from 1 to 1000 (got "0")' },
   ])('refused with exit 2: $name', async ({ args, want }) => {
     const r = await cli(...args);
     expect(r.code).toBe(2);

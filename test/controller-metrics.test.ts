@@ -6,37 +6,9 @@
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { killAll, startCli, tempDir, waitFor } from './helpers.js';
+import { parsePrometheus } from './prometheus.js';
 
 afterAll(killAll);
-
-/** A strict parser of the Prometheus text format (0.0.4): every line a comment, a HELP/TYPE or a sample. */
-function parsePrometheus(text: string): Map<string, { type: string; samples: { labels: Record<string, string>; value: number }[] }> {
-  const families = new Map<string, { type: string; samples: { labels: Record<string, string>; value: number }[] }>();
-  const family = (name: string) => {
-    const base = name.replace(/_(bucket|sum|count|total|created)$/, '');
-    return families.get(name) ?? families.get(base);
-  };
-  for (const [n, line] of text.split('\n').entries()) {
-    if (line === '') continue;
-    const meta = /^# (HELP|TYPE) ([a-zA-Z_:][a-zA-Z0-9_:]*) (.*)$/.exec(line);
-    if (meta) {
-      if (meta[1] === 'TYPE') {
-        if (!/^(counter|gauge|histogram|summary|untyped)$/.test(meta[3] ?? '')) throw new Error(`line ${n + 1}: bad TYPE ${meta[3]}`);
-        families.set(meta[2] as string, { type: meta[3] as string, samples: [] });
-      }
-      continue;
-    }
-    if (line.startsWith('#')) continue;
-    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (-?[0-9.eE+-]+|NaN|\+Inf|-Inf)( -?\d+)?$/.exec(line);
-    if (!m) throw new Error(`line ${n + 1} is not a sample: ${line}`);
-    const labels: Record<string, string> = {};
-    for (const l of (m[3] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) labels[l[1] as string] = l[2] as string;
-    const f = family(m[1] as string);
-    if (f === undefined) throw new Error(`line ${n + 1}: sample ${m[1]} has no TYPE`);
-    f.samples.push({ labels, value: Number(m[4]) });
-  }
-  return families;
-}
 
 describe('controller /metrics and /healthz', () => {
   it('serves Prometheus text whose counters move with decisions and provider calls', async () => {

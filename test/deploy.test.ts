@@ -160,8 +160,8 @@ const ci = process.env.CI === 'true';
 
 /**
  * A throwaway root for `systemd-analyze verify --root`: the host's unit library (targets the units
- * order after), our units, and an executable stub at /usr/bin/node. verify checks only that
- * ExecStart's binary is executable, so this tests the units, not how this machine is set up.
+ * order after), our units, and executable stubs at /usr/bin/node and /bin/kill. verify checks only that
+ * the Exec lines' binaries are executable, so this tests the units, not how this machine is set up.
  */
 function verifyRoot(): string {
   const dir = tempDir('autoscaler-units-');
@@ -170,9 +170,12 @@ function verifyRoot(): string {
   cpSync(lib, join(dir, 'usr/lib/systemd/system'), { recursive: true, dereference: false, verbatimSymlinks: true });
   mkdirSync(join(dir, 'etc/systemd/system'), { recursive: true });
   for (const u of UNITS) cpSync(join(deploy, 'systemd', u), join(dir, 'etc/systemd/system', u));
-  mkdirSync(join(dir, 'usr/bin'), { recursive: true });
-  writeFileSync(join(dir, 'usr/bin/node'), '#!/bin/sh\n');
-  chmodSync(join(dir, 'usr/bin/node'), 0o755);
+  // Executable stubs for what the units run: node (ExecStart) and kill (ExecReload).
+  for (const bin of ['usr/bin/node', 'bin/kill']) {
+    mkdirSync(join(dir, bin, '..'), { recursive: true });
+    writeFileSync(join(dir, bin), '#!/bin/sh\n');
+    chmodSync(join(dir, bin), 0o755);
+  }
   return dir;
 }
 

@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { AGENT_CONFIG_KEYS } from '../config/agent.js';
 import { CONTROLLER_CONFIG_KEYS } from '../config/controller.js';
 import { MONITOR_SERVER_CONFIG_KEYS } from '../config/monitor-server.js';
+import { ROUTES } from '../api/routes.js';
 
 const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
 
@@ -18,6 +19,10 @@ describe('configuration docs', () => {
     expect(keys.filter((k) => !inExample.has(k))).toEqual([]);
     expect([...inExample].filter((k) => !keys.includes(k as string))).toEqual([]);
     expect(keys.filter((k) => !readme.includes(`\`${k}\``))).toEqual([]);
+  });
+
+  it('the README lists every HTTP API route', () => {
+    expect(ROUTES.map((r) => `${r.method} ${r.path}`).filter((r) => !readme.includes(`\`${r}\``))).toEqual([]);
   });
 
   it('the quick start has both contract commands', () => {

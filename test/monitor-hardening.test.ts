@@ -9,7 +9,8 @@ import { connect as h2connect } from 'node:http2';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { formatEntry, recentEvents } from '../cli/events.js';
+import { formatEntry } from '../cli/events.js';
+import { TimelineReader } from '../store/timeline.js';
 import { formatStatus } from '../cli/format.js';
 import { loadMonitorServerConfig } from '../config/monitor-server.js';
 import { SESSION_METADATA_KEY, monitorProto, type HeartbeatAck__Output, type MonitorClient } from '../lib/proto.js';
@@ -421,7 +422,7 @@ describe('operator output strips control characters', () => {
     const events = new EventStore(db);
     events.recordActivity({ ts: clock.now(), groupId: 'web', instanceId: 'i-1', action: 'launch', cause: `scale out${hostile}`, outcome: 'failed', error: `${hostile}${'x'.repeat(5_000)}` });
     events.recordDecision('web', { current: 1, desired: 2, reason: 'ScaleOut', message: hostile, trail: ['ScaleOut'], details: {} }, clock.now());
-    const lines = recentEvents(db, { limit: 10 }).filter((e) => e.kind !== 'change').map(formatEntry);
+    const lines = new TimelineReader(db).latest({ limit: 10 }).entries.filter((e) => e.kind !== 'change').map(formatEntry);
     expect(lines).toHaveLength(2);
     for (const l of lines) {
       expect(l).not.toMatch(CONTROL);
