@@ -5,6 +5,7 @@ import { version } from '../lib/version.js';
 import { discoverIdentityWithProof, resolveIdentity, type DiscoverOptions, type Identity } from './identity.js';
 import type { InstanceIdentityDocument } from './imds.js';
 import { Reporter, serverLink } from './reporter.js';
+import { ProcSampler } from './proc-sampler.js';
 import { SimulatedSampler, SystemSampler, type Sampler } from './sampler.js';
 
 /** How often an agent started with exitWithParent checks that its parent is still there. */
@@ -35,6 +36,16 @@ export interface AgentHandle {
 export interface AgentOptions {
   /** Passed to the identity lookup (tests shorten the IMDS backoff). */
   readonly identity?: Omit<DiscoverOptions, 'signal'>;
+  /** The sampler to use instead of the configured one (bench/agent-rss.ts compares them). */
+  readonly sampler?: Sampler;
+}
+
+/**
+ * The sampler for real load on this platform: /proc on Linux (no library, no child process);
+ * systeminformation elsewhere, loaded only when it first samples.
+ */
+export function platformSampler(platform: NodeJS.Platform = process.platform): Sampler {
+  return platform === 'linux' ? new ProcSampler() : new SystemSampler();
 }
 
 /**
@@ -45,9 +56,9 @@ export interface AgentOptions {
 export function runAgent(cfg: AgentConfig, rootLog: Logger, clock: Clock = systemClock, opts: AgentOptions = {}): AgentHandle {
   // TLS files are checked before anything starts: a bad one is a ConfigError thrown from here.
   const link = serverLink(cfg, clock.now());
-  const sampler: Sampler = cfg.simulate
+  const sampler: Sampler = opts.sampler ?? (cfg.simulate
     ? new SimulatedSampler({ noisePercent: cfg.simNoisePercent, slewPercentPerS: cfg.simSlewPercentPerS })
-    : new SystemSampler();
+    : platformSampler());
   let reporter: Reporter | undefined;
   let log: Logger = rootLog.child({ component: 'agent', groupId: cfg.groupId });
   let resolveDone: () => void = () => {};
@@ -62,6 +73,7 @@ export function runAgent(cfg: AgentConfig, rootLog: Logger, clock: Clock = syste
       lookup.abort();
       log.info({ reason }, 'agent stopping');
       await reporter?.stop(reason);
+      sampler.close?.();
       resolveDone();
     })();
     return stopping;

@@ -4,7 +4,7 @@ import { SYSTEM_TRUST, type AgentConfig, type AgentTlsConfig } from '../config/a
 import { ConfigError } from '../config/shared.js';
 import type { Clock } from '../lib/clock.js';
 import type { Logger } from '../lib/logger.js';
-import { SESSION_METADATA_KEY, monitorProto, type HeartbeatAck__Output, type MonitorClient, type RegisterResponse__Output } from '../lib/proto.js';
+import type { HeartbeatAck__Output, RegisterResponse__Output } from '../lib/proto.js';
 import { AGENT_KEY_METADATA_KEY, AUTHORIZATION_METADATA_KEY, loadCertificates, loadKeyPair, problemsOf, type KeyPair } from '../lib/tls.js';
 import { version } from '../lib/version.js';
 import {
@@ -13,6 +13,10 @@ import {
 import type { Identity } from './identity.js';
 import type { InstanceIdentityDocument } from './imds.js';
 import type { GroupViewSnapshot, Sampler } from './sampler.js';
+import { SESSION_METADATA_KEY, createMonitorClient, type AgentMonitorClient, type HeartbeatIn } from './wire.js';
+
+/** While the sampler keeps failing, one warning per this many skipped heartbeats (1 a minute at 1 Hz). */
+export const SAMPLE_ERROR_LOG_EVERY = 60;
 
 /** Deadline of Register and Deregister calls. */
 export const CALL_DEADLINE_MS = 5_000;
@@ -66,6 +70,8 @@ export interface ReporterStats {
   acked: number;
   dropped: number;
   rejected: number;
+  /** Heartbeats not sent because the sampler failed (each is logged, rate-limited). */
+  sampleErrors: number;
   connects: number;
   buffered: number;
   lastPersistedSeq: number;
@@ -79,9 +85,9 @@ export interface ReporterStats {
  */
 export class Reporter {
   private readonly log: Logger;
-  private client: MonitorClient;
+  private client: AgentMonitorClient;
   /** A client with reloaded credentials, taken into use at the next connection. */
-  private nextClient: MonitorClient | undefined;
+  private nextClient: AgentMonitorClient | undefined;
   private link: ServerLink;
   /** Drawn once per process: the server binds this agent's live session to it (identity.ts). */
   private readonly agentKey = randomBytes(16).toString('hex');
@@ -97,15 +103,17 @@ export class Reporter {
   private registeredOnce = false;
   private intervalMs: number;
   private sampleTimer: NodeJS.Timeout | undefined;
-  private stream: grpc.ClientDuplexStream<{ seq: number; sample_time_ms: number; cpu_percent: number; mem_percent: number }, HeartbeatAck__Output> | undefined;
+  private stream: grpc.ClientDuplexStream<HeartbeatIn, HeartbeatAck__Output> | undefined;
   private sessionId: string | undefined;
   private view: GroupViewSnapshot | undefined;
   private stopped = false;
   private stopReason = '';
   private sampling = false;
+  /** Sampler failures in a row; the first is logged, then one in every SAMPLE_ERROR_LOG_EVERY. */
+  private failedInRow = 0;
   private wake: (() => void) | undefined;
   private loop: Promise<void> | undefined;
-  readonly stats: ReporterStats = { sampled: 0, acked: 0, dropped: 0, rejected: 0, connects: 0, buffered: 0, lastPersistedSeq: 0 };
+  readonly stats: ReporterStats = { sampled: 0, acked: 0, dropped: 0, rejected: 0, sampleErrors: 0, connects: 0, buffered: 0, lastPersistedSeq: 0 };
 
   constructor(
     private readonly cfg: AgentConfig,
@@ -141,9 +149,8 @@ export class Reporter {
     this.log.info({ transport: link.transport }, 'TLS files reloaded; used from the next connection');
   }
 
-  private newClient(link: ServerLink): MonitorClient {
-    const Ctor = monitorProto().monitor.v1.Monitor;
-    return new Ctor(this.cfg.server, link.credentials, {
+  private newClient(link: ServerLink): AgentMonitorClient {
+    return createMonitorClient(this.cfg.server, link.credentials, {
       'grpc.keepalive_time_ms': 10_000,
       'grpc.keepalive_timeout_ms': 5_000,
       'grpc.keepalive_permit_without_calls': 1,
@@ -220,6 +227,12 @@ export class Reporter {
     try {
       const now = this.clock.now();
       const s = await this.sampler.sample(now, this.view);
+      if (this.failedInRow > 0) {
+        this.log.info({ failed: this.failedInRow }, 'sampling recovered');
+        this.failedInRow = 0;
+      }
+      // No reading yet (the first one primes the CPU counters): no heartbeat this interval.
+      if (s === undefined) return;
       const hb: Pending = { seq: this.nextSeq++, sampleAt: now, cpu: s.cpu, mem: s.mem };
       this.buffer.push(hb);
       this.stats.sampled++;
@@ -232,7 +245,9 @@ export class Reporter {
       this.stats.buffered = this.buffer.length;
       this.send(hb);
     } catch (err) {
-      this.log.warn({ err }, 'sampling failed');
+      // No heartbeat rather than a made-up value: a 0 % CPU would read as an idle instance.
+      this.stats.sampleErrors++;
+      if (this.failedInRow++ % SAMPLE_ERROR_LOG_EVERY === 0) this.log.warn({ err, failed: this.failedInRow }, 'sampling failed; no heartbeat this interval');
     } finally {
       this.sampling = false;
     }

@@ -12,13 +12,26 @@ export interface Sample {
   readonly mem: number;
 }
 
-/** Produces one sample per heartbeat. */
+/**
+ * Produces one sample per heartbeat. `proc`: /proc/stat and /proc/meminfo (Linux);
+ * `system`: systeminformation (elsewhere); `simulated`: load from the group's demand.
+ */
 export interface Sampler {
-  readonly kind: 'system' | 'simulated';
-  sample(now: number, view: GroupViewSnapshot | undefined): Promise<Sample>;
+  readonly kind: 'proc' | 'system' | 'simulated';
+  /**
+   * The sample for this heartbeat; undefined when there is none yet (the first CPU reading only
+   * primes the counters): no heartbeat is sent for that interval. Rejects when the reading
+   * failed; the reporter logs it and skips the heartbeat likewise.
+   */
+  sample(now: number, view: GroupViewSnapshot | undefined): Promise<Sample | undefined>;
+  /** Release what the sampler holds open (file descriptors). */
+  close?(): void;
 }
 
-/** Real CPU and memory from systeminformation (loaded lazily: simulated agents never pay for it). */
+/**
+ * Real CPU and memory from systeminformation, the sampler off Linux (loaded lazily: agents on
+ * Linux and simulated agents never pay for it).
+ */
 export class SystemSampler implements Sampler {
   readonly kind = 'system';
   private si: typeof import('systeminformation') | undefined;

@@ -1,6 +1,8 @@
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { runAgent, type AgentHandle } from '../agent/main.js';
+import { ProcSampleError } from '../agent/proc-sampler.js';
+import type { Sample, Sampler } from '../agent/sampler.js';
 import { loadAgentConfig } from '../config/agent.js';
 import { loadMonitorServerConfig } from '../config/monitor-server.js';
 import { systemClock } from '../lib/clock.js';
@@ -27,12 +29,12 @@ async function startServer(db: Db, dbPath: string, port = 0): Promise<MonitorSer
   return new MonitorServer(cfg, db, systemClock, captureLogger('warn').log).start();
 }
 
-function startAgent(port: number, extra: Record<string, string> = {}): AgentHandle {
+function startAgent(port: number, extra: Record<string, string> = {}, opts: { sampler?: Sampler; log?: ReturnType<typeof captureLogger>['log'] } = {}): AgentHandle {
   const cfg = loadAgentConfig({ env: {
     AGENT_SERVER: `127.0.0.1:${port}`, AGENT_GROUP: 'web', AGENT_INSTANCE_ID: 'agent-1', AGENT_SIMULATE: 'true',
     AGENT_INTERVAL_MS: '40', AGENT_RECONNECT_MIN_MS: '20', AGENT_RECONNECT_MAX_MS: '200', ...extra,
   } });
-  const agent = runAgent(cfg, captureLogger('warn').log);
+  const agent = runAgent(cfg, opts.log ?? captureLogger('warn').log, systemClock, opts.sampler ? { sampler: opts.sampler } : {});
   cleanup.push(() => agent.stop('test over'));
   return agent;
 }
@@ -46,6 +48,25 @@ function freshStore(): { db: Db; dbPath: string } {
   // The monitor server accepts only instances the controller recorded (launched or adopted).
   new InstanceStore(db).insertLaunched('web', [{ id: 'agent-1', providerState: 'running' }], 'launched', 'test', Date.now());
   return { db, dbPath };
+}
+
+/**
+ * A sampler that plays a script: `undefined` (nothing yet), a failure, or a reading, one entry per
+ * heartbeat; after the script it reads 50 % / 40 %.
+ */
+class ScriptedSampler implements Sampler {
+  readonly kind = 'proc';
+  calls = 0;
+  closed = false;
+  constructor(private readonly script: readonly ('none' | 'fail' | Sample)[]) {}
+  async sample(): Promise<Sample | undefined> {
+    const step = this.script[this.calls++] ?? { cpu: 50, mem: 40 };
+    if (step === 'fail') throw new ProcSampleError('/proc/stat: the first line is not the aggregate "cpu" line (got "")', '/proc/stat');
+    return step === 'none' ? undefined : step;
+  }
+  close(): void {
+    this.closed = true;
+  }
 }
 
 const seqs = (db: Db) => (db.prepare('SELECT seq FROM samples ORDER BY seq').all() as { seq: number }[]).map((r) => r.seq);
@@ -100,5 +121,28 @@ describe('agent ↔ monitor server', () => {
     await agent.stop('SIGTERM');
     const row = db.prepare("SELECT state, state_reason FROM instances WHERE id = 'agent-1'").get();
     expect(row).toEqual({ state: 'dead', state_reason: 'deregistered: SIGTERM' });
+  });
+
+  it('skips the heartbeats whose sample failed or was not ready (never a 0): contiguous seqs, one warning per run of failures', async () => {
+    const { db, dbPath } = freshStore();
+    const server = await startServer(db, dbPath);
+    cleanup.push(() => server.close());
+    const sampler = new ScriptedSampler(['none', { cpu: 10, mem: 20 }, 'fail', 'fail', 'fail', { cpu: 30, mem: 40 }, 'fail']);
+    const cap = captureLogger('info');
+    const agent = startAgent(server.grpcPort, { AGENT_SIMULATE: 'false' }, { sampler, log: cap.log });
+    await waitFor('4 stored samples', () => seqs(db).length >= 4);
+    const rows = db.prepare('SELECT seq, cpu, mem FROM samples ORDER BY seq LIMIT 3').all();
+    expect(rows).toEqual([{ seq: 1, cpu: 10, mem: 20 }, { seq: 2, cpu: 30, mem: 40 }, { seq: 3, cpu: 50, mem: 40 }]);
+    expect(agent.reporter.stats.sampleErrors).toBe(4);
+    const msgs = cap.lines.filter((l) => typeof l.msg === 'string' && /^sampling/.test(l.msg)).map((l) => ({ msg: l.msg, failed: l.failed }));
+    expect(msgs).toEqual([
+      { msg: 'sampling failed; no heartbeat this interval', failed: 1 },
+      { msg: 'sampling recovered', failed: 3 },
+      { msg: 'sampling failed; no heartbeat this interval', failed: 1 },
+      { msg: 'sampling recovered', failed: 1 },
+    ]);
+    expect(cap.lines.find((l) => l.msg === 'sampling failed; no heartbeat this interval')).toMatchObject({ err: { type: 'ProcSampleError' } });
+    await agent.stop('test over');
+    expect(sampler.closed).toBe(true);
   });
 });

@@ -204,7 +204,7 @@ describe.skipIf(!analyze)(`systemd units${analyze ? '' : ' (skipped: systemd-ana
     const text = read('deploy', 'systemd', unit);
     expect(text).toMatch(/^EnvironmentFile=\/etc\/autoscaler\/[a-z-]+\.env$/m);
     expect(text).toMatch(/^RestartPreventExitStatus=78$/m);
-    expect(text).toMatch(/^ExecStart=\/usr\/bin\/node \/opt\/autoscaler\/dist\/cli\/main\.js [a-z-]+$/m);
+    expect(text).toMatch(/^ExecStart=\/usr\/bin\/node (?:--[a-z0-9=-]+ )*\/opt\/autoscaler\/dist\/(?:cli\/main\.js [a-z-]+|agent\/cli\/main\.js)$/m);
     expect(text).not.toMatch(/^MemoryDenyWriteExecute=yes/m);
     expect(text).toMatch(/^# MemoryDenyWriteExecute=yes cannot be used/m);
   });
