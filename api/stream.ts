@@ -139,7 +139,7 @@ export class EventHub {
         const live = g.counts.pending + g.counts.running + g.counts.suspect;
         this.broadcast(g.id, 'sample', {
           ts: now, groupId: g.id, avgCpu: g.avgCpu, desired: g.desired, live, counts: g.counts, demand: g.demand?.value ?? null, paused: g.paused,
-          instances: g.instances.filter((i) => i.state !== 'terminated').map((i) => ({ id: i.id, state: i.state, cpu: i.cpu, mem: i.mem })),
+          instances: g.instances.filter((i) => i.state !== 'terminated').map((i) => ({ id: i.id, state: i.state, cpu: i.cpu, mem: i.mem, lastSeenAt: i.lastSeenAt })),
         });
       }
       this.states = states;

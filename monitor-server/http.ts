@@ -88,7 +88,10 @@ const echo = (path: string) => (path.length > 100 ? `${path.slice(0, 100)}…` :
 
 /**
  * Loopback HTTP for operators and probes:
- *   GET /            the dashboard (polls /api/status)
+ *   GET /            the dashboard (history from /api/v1/groups/{id}/metrics, live over /api/v1/stream)
+ *   GET /assets/…    uPlot, served from the installed package
+ *   /api/…, /openapi.json  the HTTP API (api/server.ts)
+ *   GET /metrics     Prometheus text format
  *   GET /healthz     200 {"status":"ok"} while batched writes succeed, 503 otherwise; counters
  *   GET /api/status  the fleet (same JSON as `autoscaler status --json`, plus `monitor` counters);
  *                    ?group=ID narrows it, ?decisions=N sets how many recent decisions per group
