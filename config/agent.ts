@@ -1,6 +1,12 @@
-import { z } from 'zod';
+/**
+ * The agent's configuration. It is validated with config/fields.ts, not zod: the agent is the one
+ * process that runs on every machine of a fleet, and zod would be ~4 MiB of its resident memory
+ * (bench/agent-rss.ts). Keys, defaults, bounds and messages read as config/shared.ts's builders do.
+ */
 import { hostOf, isLoopbackHost, redactingSecrets, tokenProblem } from '../lib/tls.js';
-import { address, bool, compileConfig, type CrossCheck, id, int, logLevel, num, str, type ConfigSources } from './shared.js';
+import { LOG_LEVELS, type LogLevel } from '../lib/logger.js';
+import { address, bool, checked, compileFields, type FieldCheck, id, int, matching, num, oneOf, str } from './fields.js';
+import type { ConfigSources } from './sources.js';
 
 /** Monitor server the agent dials. */
 export const DEFAULT_AGENT_SERVER = '127.0.0.1:50051';
@@ -39,9 +45,9 @@ const shape = {
   AGENT_INSTANCE_ID: id(''),
   AGENT_ADDRESS: str(''),
   // No default here: it depends on AGENT_INSTANCE_ID (see loadAgentConfig). It never defaults to imds.
-  AGENT_IDENTITY: z.enum(IDENTITY_SOURCES, { error: `must be one of ${IDENTITY_SOURCES.join(', ')}` }).optional(),
-  AGENT_IMDS_ENDPOINT: z.string().regex(IMDS_ENDPOINT, { error: 'must be http://host[:port] (e.g. http://169.254.169.254 or http://[fd00:ec2::254])' })
-    .transform((v) => v.replace(/\/$/, '')).default(DEFAULT_IMDS_ENDPOINT),
+  AGENT_IDENTITY: oneOf(IDENTITY_SOURCES, undefined),
+  AGENT_IMDS_ENDPOINT: matching(IMDS_ENDPOINT, DEFAULT_IMDS_ENDPOINT, 'must be http://host[:port] (e.g. http://169.254.169.254 or http://[fd00:ec2::254])',
+    (v) => v.replace(/\/$/, '')),
   AGENT_IMDS_TIMEOUT_MS: int(DEFAULT_IMDS_TIMEOUT_MS, 10, 60_000),
   AGENT_IMDS_ATTEMPTS: int(DEFAULT_IMDS_ATTEMPTS, 1, 10),
   AGENT_SIMULATE: bool(false),
@@ -55,20 +61,17 @@ const shape = {
   AGENT_TLS_CA: str(''),
   AGENT_TLS_CERT: str(''),
   AGENT_TLS_KEY: str(''),
-  AGENT_TLS_SERVER_NAME: z.string().regex(SERVER_NAME, { error: 'must be a DNS name (the name in the monitor server certificate)' }).optional(),
-  AGENT_AUTH_TOKEN: z.string().default('').check((ctx) => {
-    const problem = ctx.value === '' ? undefined : tokenProblem(ctx.value);
-    if (problem !== undefined) ctx.issues.push({ code: 'custom', message: problem, input: ctx.value });
-  }),
+  AGENT_TLS_SERVER_NAME: matching(SERVER_NAME, undefined, 'must be a DNS name (the name in the monitor server certificate)'),
+  AGENT_AUTH_TOKEN: checked('', tokenProblem),
   AGENT_INSECURE: bool(false),
-  AGENT_LAUNCH_TOKEN: z.string().regex(/^([0-9a-f]{64})?$/, { error: 'must be 64 hex digits (the local provider sets it)' }).default(''),
-  LOG_LEVEL: logLevel(),
+  AGENT_LAUNCH_TOKEN: matching(/^([0-9a-f]{64})?$/, '', 'must be 64 hex digits (the local provider sets it)'),
+  LOG_LEVEL: oneOf(LOG_LEVELS, 'info'),
 };
 
 /** Keys whose values are never echoed in error messages. */
 const SECRET_KEYS = ['AGENT_AUTH_TOKEN', 'AGENT_LAUNCH_TOKEN'];
 
-const checks: readonly CrossCheck<typeof shape>[] = [
+const checks: readonly FieldCheck<typeof shape>[] = [
   (c) => (c.AGENT_RECONNECT_MAX_MS !== undefined && c.AGENT_RECONNECT_MIN_MS !== undefined && c.AGENT_RECONNECT_MAX_MS < c.AGENT_RECONNECT_MIN_MS
     ? ['AGENT_RECONNECT_MAX_MS', 'must be >= AGENT_RECONNECT_MIN_MS'] : undefined),
   (c) => (c.AGENT_IDENTITY === 'static' && !c.AGENT_INSTANCE_ID
@@ -142,14 +145,15 @@ export interface AgentConfig {
   readonly insecure: boolean;
   /** Per-launch secret the local provider gives each agent (AGENT_LAUNCH_TOKEN), sent with Register; empty: none. */
   readonly launchToken: string;
-  readonly logLevel: z.output<ReturnType<typeof logLevel>>;
+  /** pino level. Default info. */
+  readonly logLevel: LogLevel;
 }
 
 /** Every key this process reads, for docs and the example file. */
 export const AGENT_CONFIG_KEYS: readonly string[] = Object.keys(shape);
 
 export function loadAgentConfig(sources: ConfigSources): AgentConfig {
-  const c = redactingSecrets(SECRET_KEYS, () => compileConfig(shape, sources, checks));
+  const c = redactingSecrets(SECRET_KEYS, () => compileFields(shape, sources, checks));
   return Object.freeze({
     server: c.AGENT_SERVER,
     groupId: c.AGENT_GROUP,

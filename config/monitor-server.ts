@@ -46,6 +46,12 @@ export const DEFAULT_HEARTBEAT_BURST = 2_000;
 export const DEFAULT_MAX_HEARTBEAT_BYTES = 1_024;
 /** Refused input is logged at most once per instance (or per reason) per this interval, with a count of the rest. */
 export const DEFAULT_REFUSED_LOG_INTERVAL_MS = 10_000;
+/**
+ * Each stream is acked at most this often (sooner when it has refusals to report, its group view
+ * changed, or a replay is waiting). Acks are cumulative and the agent keeps what is not acked, so
+ * this only sets how long heartbeats sit in the agent's buffer; `latest` gets them at the write.
+ */
+export const DEFAULT_ACK_INTERVAL_MS = 5_000;
 /** `/api/status` is rebuilt at most this often; requests in between are served from the cache. */
 export const DEFAULT_STATUS_CACHE_MS = 1_000;
 
@@ -64,6 +70,7 @@ const shape = {
   MONITOR_PHI_MIN_STD_MS: int(PHI_DEFAULTS.minStdDevMs, 1, 60_000),
   MONITOR_FLUSH_INTERVAL_MS: int(DEFAULT_FLUSH_INTERVAL_MS, 1, 60_000),
   MONITOR_FLUSH_MAX_ROWS: int(DEFAULT_FLUSH_MAX_ROWS, 1, 1_000_000),
+  MONITOR_ACK_INTERVAL_MS: int(DEFAULT_ACK_INTERVAL_MS, 0, 60_000),
   MONITOR_SAMPLE_RETENTION_MS: int(DEFAULT_SAMPLE_RETENTION_MS, 60_000),
   MONITOR_ROLLUP_RETENTION_MS: int(DEFAULT_ROLLUP_RETENTION_MS, 3_600_000),
   MONITOR_MAX_MESSAGE_BYTES: int(DEFAULT_MAX_MESSAGE_BYTES, 256, 4 * 1024 * 1024),
@@ -158,6 +165,8 @@ export interface MonitorServerConfig {
   /** Batched writer limits. Defaults 200 ms / 1000 rows. */
   readonly flushIntervalMs: number;
   readonly flushMaxRows: number;
+  /** A stream is acked at most this often unless something must be said at once, ms (0: every flush). Default 5 000. */
+  readonly ackIntervalMs: number;
   /** Raw sample retention, ms. Default 3 600 000 (1 h), at least 60 000. */
   readonly sampleRetentionMs: number;
   /** Per-instance 1-minute rollup retention, ms. Default 1 209 600 000 (14 days), at least 3 600 000 and the raw retention. */
@@ -225,6 +234,7 @@ export function loadMonitorServerConfig(sources: ConfigSources): MonitorServerCo
     minStdDevMs: c.MONITOR_PHI_MIN_STD_MS,
     flushIntervalMs: c.MONITOR_FLUSH_INTERVAL_MS,
     flushMaxRows: c.MONITOR_FLUSH_MAX_ROWS,
+    ackIntervalMs: c.MONITOR_ACK_INTERVAL_MS,
     sampleRetentionMs: c.MONITOR_SAMPLE_RETENTION_MS,
     rollupRetentionMs: c.MONITOR_ROLLUP_RETENTION_MS,
     maxMessageBytes: c.MONITOR_MAX_MESSAGE_BYTES,

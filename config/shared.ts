@@ -2,14 +2,10 @@ import { readFileSync } from 'node:fs';
 import { parse as parseDotenv } from 'dotenv';
 import { z } from 'zod';
 import { LOG_LEVELS } from '../lib/logger.js';
+import { ConfigError } from './errors.js';
 
-/** A configuration that cannot be used; `problems` names every bad key, one line each. */
-export class ConfigError extends Error {
-  override name = 'ConfigError';
-  constructor(readonly problems: readonly string[], opts?: ErrorOptions) {
-    super(`invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`, opts);
-  }
-}
+// Defined in a zod-free module so the agent can throw it without loading zod.
+export { ConfigError };
 
 /** Raw key/value sources, in increasing precedence: the optional file, then the environment. */
 export interface ConfigSources {

@@ -1,7 +1,7 @@
 import * as grpc from '@grpc/grpc-js';
 import type { MonitorServerConfig } from '../config/monitor-server.js';
 import type { Clock } from '../lib/clock.js';
-import type { Heartbeat__Output, HeartbeatAck } from '../lib/proto.js';
+import type { Heartbeat__Output } from '../lib/proto.js';
 import { demandAt } from '../sim/profile.js';
 import type { SimLoadStore } from '../store/simload.js';
 import { containListener, type ContainContext } from './contain.js';
@@ -13,6 +13,11 @@ import type { RefusalReason } from './refusals.js';
 import type { HeartbeatCall, Session, SessionTable } from './sessions.js';
 
 export type CallStatus = { code: grpc.status; details: string };
+
+/** A stream with this many heartbeats handled and not acked is acked at the next flush (a replay frees the agent's buffer fast). */
+export const ACK_BACKLOG = 100;
+/** A demand change of this many points (percent of one instance) is a new group view, sent at once. */
+const DEMAND_STEP = 1;
 
 /** What the pipeline needs from the server around it. */
 export interface PipelineDeps {
@@ -52,6 +57,8 @@ export class HeartbeatPipeline {
   /** Heartbeat messages read from streams, and acks handed to them, since start (/metrics). */
   received = 0;
   acks = 0;
+  /** Sessions with something handled but not yet acked: what a flush looks at (not every session). */
+  private readonly unacked = new Set<Session>();
 
   constructor(private readonly d: PipelineDeps) {
     this.limiter = new RateLimiter(d.cfg.maxHeartbeatsPerSec, d.cfg.heartbeatBurst);
@@ -76,6 +83,7 @@ export class HeartbeatPipeline {
     this.received++;
     const { cfg, ingest } = this.d;
     if (session.call === undefined) return; // ended by the server; late messages are ignored
+    this.unacked.add(session);
     const now = this.d.clock.now();
     const id = session.instanceId;
     if (!this.limiter.take(id, now)) {
@@ -122,19 +130,30 @@ export class HeartbeatPipeline {
     setImmediate(containListener(this.d.contain, 'flush', () => this.flush()));
   }
 
-  /** Write the queue, then ack every session whose heartbeats are now all handled. */
+  /**
+   * Write the queue, then ack the sessions that are due. Every heartbeat reaches `latest` with the
+   * write (what the controller reads); acks are paced per stream (MONITOR_ACK_INTERVAL_MS), since
+   * an ack is cumulative and the agent keeps what is not acked yet. A stream is acked at once
+   * when it has refused heartbeats to report, when its group view changed (live instances,
+   * demand), on its first ack, or when ACK_BACKLOG heartbeats wait (a replay after a reconnect).
+   */
   flush(): void {
     this.flushScheduled = false;
     const now = this.d.clock.now();
     // Snapshot what each stream has handled so far: after a successful write all of it is
     // stored, a duplicate of something stored, or refused, so it can be acked.
     const snapshot = new Map<Session, number>();
-    for (const s of this.d.sessions.values()) if (s.acks !== undefined && (s.receivedSeq > s.ackedSeq || s.rejected > 0)) snapshot.set(s, s.receivedSeq);
+    for (const s of this.unacked) {
+      if (s.acks === undefined || !this.d.sessions.has(s)) this.unacked.delete(s);
+      else if (s.receivedSeq > s.ackedSeq || s.rejected > 0) snapshot.set(s, s.receivedSeq);
+      else this.unacked.delete(s);
+    }
     const result = this.d.ingest.flush(now);
     if (result === undefined) return; // rows stay queued (streams stay paused if it is full)
     this.resumeIngest();
     if (snapshot.size === 0) return;
-    const views = new Map<string, HeartbeatAck['group']>();
+    const views = new Map<string, { live: number; demand: number }>();
+    const interval = this.d.cfg.ackIntervalMs;
     for (const [s, seq] of snapshot) {
       if (s.acks === undefined) continue;
       let view = views.get(s.groupId);
@@ -142,11 +161,21 @@ export class HeartbeatPipeline {
         view = this.groupView(s.groupId, now);
         views.set(s.groupId, view);
       }
-      s.acks.send({ persisted_seq: seq, rejected: s.rejected, reject_reason: s.rejectReason, group: view });
+      const changed = s.lastView === undefined || s.lastView.live !== view.live || Math.abs(s.lastView.demand - view.demand) >= DEMAND_STEP;
+      const due = s.lastAckAt === undefined || now - s.lastAckAt >= interval || now < s.lastAckAt || s.rejected > 0 || changed || seq - s.ackedSeq >= ACK_BACKLOG;
+      if (!due) continue;
+      s.acks.send({
+        persisted_seq: seq, rejected: s.rejected, reject_reason: s.rejectReason,
+        ...(changed ? { group: { live_instances: view.live, demand_percent: view.demand, as_of_ms: now } } : {}),
+      });
       this.acks++;
+      if (changed) s.lastView = view;
+      s.lastAckAt = now;
       s.ackedSeq = seq;
       s.rejected = 0;
       s.rejectReason = '';
+      // Handled since the snapshot (during the write) waits for the next flush.
+      if (s.receivedSeq <= seq) this.unacked.delete(s);
     }
   }
 
@@ -166,12 +195,8 @@ export class HeartbeatPipeline {
     for (const s of this.d.sessions.values()) s.call?.resume();
   }
 
-  private groupView(groupId: string, now: number): HeartbeatAck['group'] {
+  private groupView(groupId: string, now: number): { live: number; demand: number } {
     const load = this.d.simLoad.get(groupId);
-    return {
-      live_instances: this.d.detector.liveCount(groupId),
-      demand_percent: load === undefined ? -1 : demandAt(load.profile, now - load.startedAt),
-      as_of_ms: now,
-    };
+    return { live: this.d.detector.liveCount(groupId), demand: load === undefined ? -1 : demandAt(load.profile, now - load.startedAt) };
   }
 }

@@ -22,6 +22,10 @@ export interface Session {
   ackedSeq: number;
   rejected: number;
   rejectReason: string;
+  /** When the last ack went out (server clock, ms); undefined before the first. */
+  lastAckAt?: number | undefined;
+  /** The group view the last ack carried, to send it again only when it changed. */
+  lastView?: { live: number; demand: number } | undefined;
 }
 
 /**

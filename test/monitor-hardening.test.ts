@@ -39,7 +39,7 @@ async function start(env: Record<string, string> = {}): Promise<Harness> {
   const db = openStore(dbPath);
   new GroupStore(db).upsert(testGroup(), 0);
   const clock = new ManualClock();
-  const cfg = loadMonitorServerConfig({ env: { AUTOSCALER_DB: dbPath, MONITOR_GRPC_PORT: '0', MONITOR_HTTP_PORT: '0', MONITOR_FLUSH_INTERVAL_MS: '20', MONITOR_FAILURE_DETECTOR: 'timeout', ...env } });
+  const cfg = loadMonitorServerConfig({ env: { AUTOSCALER_DB: dbPath, MONITOR_GRPC_PORT: '0', MONITOR_HTTP_PORT: '0', MONITOR_FLUSH_INTERVAL_MS: '20', MONITOR_ACK_INTERVAL_MS: '0', MONITOR_FAILURE_DETECTOR: 'timeout', ...env } });
   const { log, lines } = captureLogger('warn');
   const handle = await new MonitorServer(cfg, db, clock, log).start();
   const clients: MonitorClient[] = [];

@@ -26,7 +26,7 @@ beforeEach(async () => {
   db = openStore(dbPath);
   new GroupStore(db).upsert(testGroup(), 0);
   clock = new ManualClock();
-  const cfg = loadMonitorServerConfig({ env: { AUTOSCALER_DB: dbPath, MONITOR_GRPC_PORT: '0', MONITOR_HTTP_PORT: '0', MONITOR_FLUSH_INTERVAL_MS: '20', MONITOR_FAILURE_DETECTOR: 'timeout' } });
+  const cfg = loadMonitorServerConfig({ env: { AUTOSCALER_DB: dbPath, MONITOR_GRPC_PORT: '0', MONITOR_HTTP_PORT: '0', MONITOR_FLUSH_INTERVAL_MS: '20', MONITOR_ACK_INTERVAL_MS: '0', MONITOR_FAILURE_DETECTOR: 'timeout' } });
   handle = await new MonitorServer(cfg, db, clock, captureLogger('warn').log).start();
   client = new (monitorProto().monitor.v1.Monitor)(`127.0.0.1:${handle.grpcPort}`, grpc.credentials.createInsecure());
 });

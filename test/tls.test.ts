@@ -187,7 +187,7 @@ async function startServer(env: Record<string, string>): Promise<Live> {
   const clock = new ManualClock(Date.now());
   const instances = new InstanceStore(db);
   instances.insertLaunched('web', [{ id: 'i-1', providerState: 'running' }, { id: 'i-2', providerState: 'running' }], 'launched', 'test', clock.now());
-  const cfg = loadMonitorServerConfig({ env: { AUTOSCALER_DB: dbPath, MONITOR_GRPC_PORT: '0', MONITOR_HTTP_PORT: '0', MONITOR_FLUSH_INTERVAL_MS: '20', ...env } });
+  const cfg = loadMonitorServerConfig({ env: { AUTOSCALER_DB: dbPath, MONITOR_GRPC_PORT: '0', MONITOR_HTTP_PORT: '0', MONITOR_FLUSH_INTERVAL_MS: '20', MONITOR_ACK_INTERVAL_MS: '0', ...env } });
   const handle = await new MonitorServer(cfg, db, clock, captureLogger('warn').log).start();
   cleanup.push(async () => { await handle.close(); db.close(); });
   return { db, handle, clock };
