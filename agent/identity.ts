@@ -1,6 +1,6 @@
 import { hostname } from 'node:os';
 import type { AgentConfig, IdentitySource } from '../config/agent.js';
-import { ConfigError } from '../config/shared.js';
+import { ConfigError } from '../config/errors.js';
 import { ImdsClient, ImdsError, type ImdsClientOptions, type InstanceIdentityDocument } from './imds.js';
 
 export interface Identity {

@@ -1,7 +1,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { randomBytes } from 'node:crypto';
 import { SYSTEM_TRUST, type AgentConfig, type AgentTlsConfig } from '../config/agent.js';
-import { ConfigError } from '../config/shared.js';
+import { ConfigError } from '../config/errors.js';
 import type { Clock } from '../lib/clock.js';
 import type { Logger } from '../lib/logger.js';
 import type { HeartbeatAck__Output, RegisterResponse__Output } from '../lib/proto.js';

@@ -8,18 +8,21 @@
  * (dist/agent/cli/main.js) bare and with the Node flags of deploy/systemd/autoscaler-agent.service,
  * `dist/cli/main.js agent` bare and with those flags, and the lean entry with the
  * systeminformation sampler. Over one window it reads /proc/PID/stat (CPU ticks) and
- * /proc/PID/status (VmRSS each second, VmHWM at the end), and prints a table.
+ * /proc/PID/status (VmRSS, RssAnon and RssFile each second, VmHWM at the end), and prints a table.
+ * RssFile is mostly pages of the node binary: shared with other node processes and evictable,
+ * while RssAnon (heap, stacks, malloc) is the agent's own.
  *
  *   --flags="…"        adds the lean entry with these Node flags (words like MALLOC_ARENA_MAX=2 go
  *                      to its environment); repeatable
  *   --before <dir>     adds `<dir>/dist/cli/main.js agent`: an older build of this package
+ *                      and, when that build has it, its lean entry with its own unit's Node flags
  *                      (`git archive <commit> | tar -x -C <dir>`, then build there)
  *   --monitor-from <dir>  runs the monitor server of that build instead of this one
  *
  * Bounded: 15 s to start, the window (default 60 s), 10 s to stop; a watchdog ends it all at 170 s.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -33,8 +36,8 @@ import { InstanceStore } from '../store/instances.js';
 /** Linux USER_HZ: /proc/PID/stat counts CPU time in these ticks. */
 const CLK_TCK = 100;
 /** The Node flags of deploy/systemd/autoscaler-agent.service's ExecStart (between node and the script). */
-function unitNodeFlags(): string[] {
-  const unit = readFileSync(join(packageRoot(), 'deploy', 'systemd', 'autoscaler-agent.service'), 'utf8');
+function unitNodeFlags(root = packageRoot()): string[] {
+  const unit = readFileSync(join(root, 'deploy', 'systemd', 'autoscaler-agent.service'), 'utf8');
   const m = /^ExecStart=\S+\/node((?: --\S+)*) \S+$/m.exec(unit);
   if (m === null) throw new Error('cannot read the Node flags from the ExecStart of deploy/systemd/autoscaler-agent.service');
   return (m[1] ?? '').split(' ').filter(Boolean);
@@ -65,15 +68,25 @@ interface Row {
   readonly sampler: string;
   readonly rssMedianMiB: number;
   readonly rssMaxMiB: number;
+  /** Medians of RssAnon (private: heap, stacks, malloc) and RssFile (mapped files, mostly the node binary: shared and evictable). */
+  readonly anonMedianMiB: number;
+  readonly fileMedianMiB: number;
   readonly hwmMiB: number;
   readonly cpuPercent: number;
   readonly heartbeats: number;
 }
 
-function status(pid: number): { rssKiB: number; hwmKiB: number } {
+interface Status {
+  readonly rssKiB: number;
+  readonly anonKiB: number;
+  readonly fileKiB: number;
+  readonly hwmKiB: number;
+}
+
+function status(pid: number): Status {
   const text = readFileSync(`/proc/${pid}/status`, 'utf8');
   const kib = (key: string) => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(text)?.[1] ?? Number.NaN);
-  return { rssKiB: kib('VmRSS'), hwmKiB: kib('VmHWM') };
+  return { rssKiB: kib('VmRSS'), anonKiB: kib('RssAnon'), fileKiB: kib('RssFile'), hwmKiB: kib('VmHWM') };
 }
 
 function cpuTicks(pid: number): number {
@@ -139,6 +152,16 @@ function systemSamplerScript(): string {
   `;
 }
 
+/** An older build: its `cli/main.js agent`, and its lean entry run as its own unit runs it. */
+function beforeVariants(dir: string): Variant[] {
+  const lean = join(dir, 'dist', 'agent', 'cli', 'main.js');
+  const flags = existsSync(lean) ? unitNodeFlags(dir) : [];
+  return [
+    { name: `before: ${dir}/dist/cli/main.js agent`, args: [join(dir, 'dist', 'cli', 'main.js'), 'agent'] },
+    ...(existsSync(lean) ? [{ name: `before: ${dir}/dist/agent/cli/main.js ${flags.join(' ')}`, args: [...flags, lean] }] : []),
+  ];
+}
+
 function variants(extraFlags: readonly string[], before: string | undefined): Variant[] {
   const entry = join(packageRoot(), 'dist', 'agent', 'cli', 'main.js');
   const unitFlags = unitNodeFlags();
@@ -154,7 +177,7 @@ function variants(extraFlags: readonly string[], before: string | undefined): Va
     { name: 'dist/cli/main.js agent', args: [join(packageRoot(), 'dist', 'cli', 'main.js'), 'agent'] },
     { name: `dist/cli/main.js agent ${unitFlags.join(' ')}`, args: [...unitFlags, join(packageRoot(), 'dist', 'cli', 'main.js'), 'agent'] },
     { name: 'dist/agent/cli/main.js, systeminformation sampler', args: ['--input-type=module', '-e', systemSamplerScript()] },
-    ...(before !== undefined ? [{ name: `before: ${before}/dist/cli/main.js agent`, args: [join(before, 'dist', 'cli', 'main.js'), 'agent'] } satisfies Variant] : []),
+    ...(before !== undefined ? beforeVariants(before) : []),
   ];
 }
 
@@ -234,10 +257,10 @@ async function main(): Promise<void> {
     const before = pids.map((pid) => ({ ticks: cpuTicks(pid), stored: 0 }));
     const beforeStored = running.map((r) => stored(r.id));
     before.forEach((b, i) => { b.stored = beforeStored[i] ?? 0; });
-    const rss: number[][] = pids.map(() => []);
+    const rss: Status[][] = pids.map(() => []);
     const started = Date.now();
     for (let s = 0; s < windowS; s++) {
-      pids.forEach((pid, i) => rss[i]?.push(status(pid).rssKiB));
+      pids.forEach((pid, i) => rss[i]?.push(status(pid)));
       await sleep(started + (s + 1) * 1_000 - Date.now());
     }
     const elapsedS = (Date.now() - started) / 1_000;
@@ -247,8 +270,10 @@ async function main(): Promise<void> {
       return {
         name: r.name,
         sampler: loggedSampler(r.log),
-        rssMedianMiB: median(samples) / 1024,
-        rssMaxMiB: Math.max(...samples) / 1024,
+        rssMedianMiB: median(samples.map((x) => x.rssKiB)) / 1024,
+        rssMaxMiB: Math.max(...samples.map((x) => x.rssKiB)) / 1024,
+        anonMedianMiB: median(samples.map((x) => x.anonKiB)) / 1024,
+        fileMedianMiB: median(samples.map((x) => x.fileKiB)) / 1024,
         hwmMiB: status(pid).hwmKiB / 1024,
         cpuPercent: (((cpuTicks(pid) - (before[i]?.ticks ?? 0)) / CLK_TCK) / elapsedS) * 100,
         heartbeats: stored(r.id) - (before[i]?.stored ?? 0),
@@ -256,10 +281,10 @@ async function main(): Promise<void> {
     });
     const mb = (mib: number) => (mib * 1.048576).toFixed(1);
     process.stdout.write(`node ${process.version}, ${cpus().length} cores; ${windowS} s window at 1 Hz; MiB (MB)\n\n`);
-    process.stdout.write('| agent | sampler | RSS median | RSS max | VmHWM | CPU, % of a core | heartbeats stored |\n|---|---|---|---|---|---|---|\n');
+    process.stdout.write('| agent | sampler | RSS median | RSS max | anon / file | VmHWM | CPU, % of a core | heartbeats stored |\n|---|---|---|---|---|---|---|---|\n');
     for (const r of rows) {
       process.stdout.write(`| ${r.name} | ${r.sampler} | ${r.rssMedianMiB.toFixed(1)} (${mb(r.rssMedianMiB)}) | ${r.rssMaxMiB.toFixed(1)} (${mb(r.rssMaxMiB)}) `
-        + `| ${r.hwmMiB.toFixed(1)} (${mb(r.hwmMiB)}) | ${r.cpuPercent.toFixed(2)} | ${r.heartbeats} |\n`);
+        + `| ${r.anonMedianMiB.toFixed(1)} / ${r.fileMedianMiB.toFixed(1)} | ${r.hwmMiB.toFixed(1)} (${mb(r.hwmMiB)}) | ${r.cpuPercent.toFixed(2)} | ${r.heartbeats} |\n`);
     }
     ok = true;
   } finally {

@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { configProblems } from '../lib/testing.js';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -5,7 +6,9 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadAgentConfig } from './agent.js';
 import { loadControllerConfig } from './controller.js';
+import * as fields from './fields.js';
 import { loadMonitorServerConfig } from './monitor-server.js';
+import * as shared from './shared.js';
 
 const problems = configProblems;
 
@@ -95,6 +98,28 @@ describe('agent config', () => {
       'AGENT_SERVER: must be host:port with port <= 65535 (got "localhost:99999")',
       'AGENT_SIMULATE: must be true or false (got "maybe")',
     ]);
+  });
+});
+
+describe('zod-free fields (config/fields.ts, the agent) read a value as the zod builders (config/shared.ts) do', () => {
+  // Values as they reach a field: trimmed and not empty (empty means unset, and both use the default).
+  const raw = fc.oneof(
+    fc.constantFrom('1e3', '0x10', '0b11', '-0', '5.5', '5.', '.5', '+5', '1_000', 'Infinity', 'NaN', '1e400', '9007199254740993', '1e16',
+      'true', 'false', 'yes', 'no', '1', '0', 'TRUE', 'maybe', 'a:1', '[::1]:80', 'h:65536', 'h:', 'web', '-x', 'a'.repeat(64)),
+    fc.string({ maxLength: 12 }), fc.integer({ min: -100, max: 2_000_000 }).map(String), fc.double().map(String),
+  ).map((v) => v.trim()).filter((v) => v !== '');
+  it.each([
+    { name: 'int with bounds', zod: shared.int(250, 10, 60_000), field: fields.int(250, 10, 60_000) },
+    { name: 'int without a max', zod: shared.int(1, 1), field: fields.int(1, 1) },
+    { name: 'num', zod: shared.num(2, 0, 50), field: fields.num(2, 0, 50) },
+    { name: 'bool', zod: shared.bool(false), field: fields.bool(false) },
+    { name: 'address', zod: shared.address('127.0.0.1:1'), field: fields.address('127.0.0.1:1') },
+    { name: 'id', zod: shared.id('default'), field: fields.id('default') },
+  ])('$name', ({ zod, field }) => {
+    fc.assert(fc.property(raw, (v) => {
+      const z = zod.safeParse(v);
+      expect(field.parse(v)).toEqual(z.success ? { ok: true, value: z.data } : { ok: false, problem: z.error.issues[0]?.message });
+    }), { numRuns: 2_000 });
   });
 });
 

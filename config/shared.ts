@@ -1,57 +1,14 @@
-import { readFileSync } from 'node:fs';
-import { parse as parseDotenv } from 'dotenv';
 import { z } from 'zod';
 import { LOG_LEVELS } from '../lib/logger.js';
 import { ConfigError } from './errors.js';
+import { ID_PATTERN, isHostPort } from './fields.js';
+import { mergeSources, type ConfigSources } from './sources.js';
 
 // Defined in a zod-free module so the agent can throw it without loading zod.
 export { ConfigError };
 
-/** Raw key/value sources, in increasing precedence: the optional file, then the environment. */
-export interface ConfigSources {
-  readonly env: Readonly<Record<string, string | undefined>>;
-  /** Path of an optional config file: `.json` (an object of KEY: value) or dotenv format. */
-  readonly file?: string | undefined;
-}
-
-/** Reads a config file into string values. Throws ConfigError naming the file when it is unusable. */
-export function readConfigFile(path: string): Record<string, string> {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (err) {
-    throw new ConfigError([`config file ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`], { cause: err });
-  }
-  if (!path.endsWith('.json')) return parseDotenv(text);
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch (err) {
-    throw new ConfigError([`config file ${path}: not valid JSON (${(err as Error).message})`], { cause: err });
-  }
-  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
-    throw new ConfigError([`config file ${path}: must hold a JSON object of KEY: value`]);
-  }
-  const out: Record<string, string> = {};
-  const problems: string[] = [];
-  for (const [key, value] of Object.entries(parsed)) {
-    if (typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean') out[key] = String(value);
-    else problems.push(`${key}: must be a string, number or boolean in ${path}`);
-  }
-  if (problems.length > 0) throw new ConfigError(problems);
-  return out;
-}
-
-/** Merge the sources for the keys a schema knows; empty strings count as unset. */
-function mergeSources(keys: readonly string[], sources: ConfigSources): Record<string, string> {
-  const fromFile = sources.file ? readConfigFile(sources.file) : {};
-  const merged: Record<string, string> = {};
-  for (const key of keys) {
-    const value = sources.env[key] ?? fromFile[key];
-    if (value !== undefined && value.trim() !== '') merged[key] = value.trim();
-  }
-  return merged;
-}
+export type { ConfigSources } from './sources.js';
+export { readConfigFile } from './sources.js';
 
 /** The parsed values of a config shape. */
 export type ConfigValues<S extends Record<string, z.ZodType>> = { [K in keyof S]: z.output<S[K]> };
@@ -116,19 +73,12 @@ export const str = (def: string) => z.string().default(def);
 
 export const logLevel = () => z.enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(', ')}` }).default('info');
 
-const HOST_PORT = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/;
-
-/** True for host:port with a port in 0..65535 (IPv6 hosts in brackets). */
-export function isHostPort(v: string): boolean {
-  const m = HOST_PORT.exec(v);
-  return m !== null && Number(m[2]) <= 65535;
-}
 
 /** host:port, as agents dial it. */
+export { ID_PATTERN, isHostPort };
+
 export const address = (def: string) => z.string().refine(isHostPort, { error: 'must be host:port with port <= 65535' }).default(def);
 
-/** Group and instance ids: what is safe in a file name, a log field and a SQL value. */
-export const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
 export const id = (def: string) =>
   z.string().regex(ID_PATTERN, { error: 'must be 1-63 letters, digits, ".", "_" or "-"' }).default(def);
 

@@ -6,7 +6,7 @@
 import { X509Certificate, createHash, createPrivateKey, timingSafeEqual, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
-import { ConfigError } from '../config/shared.js';
+import { ConfigError } from '../config/errors.js';
 
 /** Metadata key of the shared token: `authorization: Bearer <token>` (RFC 6750 style). */
 export const AUTHORIZATION_METADATA_KEY = 'authorization';

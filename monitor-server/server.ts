@@ -144,7 +144,7 @@ export class MonitorServer {
     this.contain = { log: this.refusedLog, now: () => this.clock.now(), onError: () => { this.refused.internalError++; } };
     this.pipeline = new HeartbeatPipeline({
       cfg, clock, sessions: this.sessions, detector: this.detector, ingest: this.ingest, simLoad: this.simLoad, contain: this.contain,
-      refuse: (...a) => this.refuse(...a), persist: (t) => this.persist(t), endSession: (s, st, d) => this.endSession(s, st, d),
+      refuse: (...a) => this.refuse(...a), persist: (t) => this.deferPersist(t), endSession: (s, st, d) => this.endSession(s, st, d),
     });
     this.status = new StatusCache(new StatusReader(db), () => this.clock.now(), cfg.statusCacheMs, () => ({ ...this.stats(), refused: { ...this.refused } }));
     this.startedAt = clock.now();
@@ -198,7 +198,10 @@ export class MonitorServer {
 
     const sweepEvery = Math.max(10, Math.min(250, Math.floor(this.cfg.heartbeatIntervalMs / 4)));
     const every = (what: string, ms: number, fn: () => void) => this.timers.push(setInterval(containListener(this.contain, what, fn), ms));
-    every('flush', this.cfg.flushIntervalMs, () => this.pipeline.flush());
+    every('flush', this.cfg.flushIntervalMs, () => {
+      this.persistDeferred();
+      this.pipeline.flush();
+    });
     every('sweep', sweepEvery, () => this.sweep());
     every('beat', COMPONENT_BEAT_MS, () => this.beat());
     every('prune', PRUNE_EVERY_MS, () => this.prune());
@@ -294,8 +297,8 @@ export class MonitorServer {
           callback(proven);
           return;
         }
-        // Make the stored sequence current before telling the agent where to resume.
-        this.pipeline.flush();
+        // No write here (a Register storm would pay a batch write each): last_seq is what is stored;
+        // heartbeats still queued come back in the agent's replay and are acked, not stored twice.
         const now = this.clock.now();
         let outcome;
         try {
@@ -393,6 +396,7 @@ export class MonitorServer {
           callback({ code: grpc.status.NOT_FOUND, details: 'no such session for this instance' });
           return;
         }
+        this.persistDeferred();
         this.pipeline.flush();
         // Stored as sent (bounded); every operator-facing view strips control characters.
         const reason = `deregistered${r.reason ? `: ${r.reason.slice(0, 200)}` : ''}`;
@@ -511,7 +515,9 @@ export class MonitorServer {
 
   private sweep(): void {
     const now = this.clock.now();
-    for (const t of this.detector.sweep(now)) this.persist(t);
+    // A mass silence makes thousands of transitions at once: one transaction, not one each.
+    const transitions = this.detector.sweep(now);
+    if (transitions.length > 0) this.inTransaction(() => { for (const t of transitions) this.persist(t); });
     for (const s of this.sessions.expired(now, this.cfg.sessionOpenTimeoutMs)) {
       this.counters.sessionsExpired++;
       if (this.sessions.remove(s)) this.persist(this.detector.disconnected(s.instanceId));
@@ -522,9 +528,34 @@ export class MonitorServer {
     this.counters.sweeps++;
   }
 
+  /** Transitions from heartbeats (suspect → running): stored together at the next flush tick. */
+  private deferred: Transition[] = [];
+
+  private deferPersist(t: Transition | undefined): void {
+    if (t !== undefined) this.deferred.push(t);
+  }
+
+  private persistDeferred(): void {
+    if (this.deferred.length === 0) return;
+    const batch = this.deferred;
+    this.deferred = [];
+    this.inTransaction(() => { for (const t of batch) this.persist(t); });
+  }
+
+  /** Run `f` in one store transaction (each persist handles its own errors). */
+  private inTransaction(f: () => void): void {
+    try {
+      this.db.transaction(f)();
+    } catch (err) {
+      this.log.error({ err }, 'cannot store liveness transitions');
+    }
+  }
+
   /** Store a liveness transition; if the controller has already taken the instance, stop watching it. */
   private persist(t: Transition | undefined): void {
     if (t === undefined) return;
+    // Older deferred transitions go first, so the store sees each instance's changes in order.
+    this.persistDeferred();
     try {
       const applied = this.instances.setLiveness(t.instanceId, t.to, t.reason, this.clock.now());
       if (!applied) {
@@ -631,6 +662,7 @@ export class MonitorServer {
   private async close(): Promise<void> {
     for (const t of this.timers) clearInterval(t);
     this.timers.length = 0;
+    this.persistDeferred();
     this.pipeline.flush();
     for (const s of [...this.sessions.values()]) this.endSession(s, { code: grpc.status.UNAVAILABLE, details: 'monitor server shutting down' }, false);
     await this.http?.close();

@@ -7,8 +7,9 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadMonitorServerConfig } from '../config/monitor-server.js';
+import { AGENT_NODE_FLAGS, agentCommand } from '../controller/providers/local.js';
 import { systemClock } from '../lib/clock.js';
-import { packageRoot } from '../lib/paths.js';
+import { cliEntry, packageRoot } from '../lib/paths.js';
 import { captureLogger, testGroup } from '../lib/testing.js';
 import { version } from '../lib/version.js';
 import { MonitorServer, type MonitorServerHandle } from '../monitor-server/server.js';
@@ -85,6 +86,16 @@ describe('node dist/agent/cli/main.js', () => {
     expect(unitExecStart().script).toBe('/opt/autoscaler/dist/agent/cli/main.js');
   });
 
+  it.each([
+    { name: 'this package\'s CLI: the agent entry with the unit\'s Node flags', command: [process.execPath, cliEntry()],
+      want: () => [process.execPath, ...unitExecStart().flags, ENTRY, '--simulate', '--exit-with-parent'] },
+    { name: 'any other command: `agent` appended', command: ['/opt/node', '-e', 'x', '--'],
+      want: () => ['/opt/node', '-e', 'x', '--', 'agent', '--simulate', '--exit-with-parent'] },
+  ])('the local provider starts agents from $name', ({ command, want }) => {
+    expect(AGENT_NODE_FLAGS).toEqual(unitExecStart().flags);
+    expect(agentCommand(command)).toEqual(want());
+  });
+
   it.runIf(process.platform === 'linux')('with the unit\'s Node flags: registers with a real monitor server, its /proc samples are stored; SIGTERM deregisters, exits 0', async () => {
     const { db, server } = await startServer();
     const { flags } = unitExecStart();
@@ -125,11 +136,14 @@ describe('node dist/agent/cli/main.js', () => {
     expect(`${r.stdout}${r.stderr}`).toMatch(output);
   });
 
-  it.runIf(process.platform === 'linux')('loads neither commander, protobufjs, proto-loader nor systeminformation', async () => {
+  it.runIf(process.platform === 'linux')('loads neither commander, zod, protobufjs, proto-loader nor systeminformation', async () => {
     const { db, server } = await startServer();
-    // Import the entry in a process that lists the CommonJS packages loaded once it streams.
+    // Import the entry in a process that lists the packages loaded once it streams: CommonJS ones
+    // from the require cache, ES modules (zod) as a loader hook sees them.
+    const hook = "export async function load(url, context, next) { if (url.includes('/node_modules/')) process._rawDebug('ESM ' + url); return next(url, context); }";
     const script = `
-      import { createRequire } from 'node:module';
+      import { createRequire, register } from 'node:module';
+      register('data:text/javascript,' + encodeURIComponent(${JSON.stringify(hook)}));
       const require = createRequire(import.meta.url);
       process.argv = [process.argv[0], ${JSON.stringify(ENTRY)}];
       await import(${JSON.stringify(new URL(`file://${ENTRY}`).href)});
@@ -153,8 +167,10 @@ describe('node dist/agent/cli/main.js', () => {
     await waitFor('a stored sample', () => samples(db).length > 0, 15_000);
     writeFileSync(ready, '');
     const line = await waitFor('the package list', () => /^PACKAGES (.*)$/m.exec(out)?.[1], 10_000);
-    const pkgs = JSON.parse(line) as string[];
+    const esm = [...out.matchAll(/^ESM .*node_modules\/((?:@[^/]+\/)?[^/]+)\//gm)].map((m) => m[1] ?? '');
+    const pkgs = [...JSON.parse(line) as string[], ...esm];
     expect(pkgs).toContain('@grpc/grpc-js');
-    expect(pkgs.filter((p) => ['commander', 'protobufjs', '@grpc/proto-loader', 'systeminformation'].includes(p))).toEqual([]);
+    expect(esm).toContain('pino');
+    expect(pkgs.filter((p) => ['commander', 'zod', 'protobufjs', '@grpc/proto-loader', 'systeminformation'].includes(p))).toEqual([]);
   });
 });

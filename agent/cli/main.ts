@@ -12,7 +12,8 @@
 import { config as loadDotenv } from 'dotenv';
 import { parseArgs } from 'node:util';
 import { loadAgentConfig } from '../../config/agent.js';
-import { ConfigError, type ConfigSources } from '../../config/shared.js';
+import { ConfigError } from '../../config/errors.js';
+import type { ConfigSources } from '../../config/sources.js';
 import { createLogger, type Logger } from '../../lib/logger.js';
 import { version } from '../../lib/version.js';
 import { runAgent, type AgentHandle } from '../main.js';

@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from '../../lib/logger.js';
+import { cliEntry, packageRoot } from '../../lib/paths.js';
 import {
   ProviderError,
   type InstanceProvider,
@@ -14,8 +15,31 @@ import {
   type TerminateResult,
 } from './types.js';
 
+/**
+ * Node flags of the agent's own entry, the same as deploy/systemd/autoscaler-agent.service's
+ * ExecStart (test/agent-cli.test.ts checks that they agree; the unit says why each is there).
+ */
+export const AGENT_NODE_FLAGS: readonly string[] = ['--lite-mode', '--no-expose-wasm', '--no-node-snapshot'];
+
+/**
+ * The program and arguments of one agent. When `command` is this package's CLI run by this Node
+ * (what the controller and the demo pass), the agent runs as the unit runs it: its own entry,
+ * dist/agent/cli/main.js, with AGENT_NODE_FLAGS: 47 MiB of RSS where `autoscaler agent` takes 66
+ * (bench/agent-rss.ts). Any other command gets `agent` appended.
+ */
+export function agentCommand(command: readonly string[]): readonly [string, ...string[]] {
+  const [program, ...args] = command as [string, ...string[]];
+  if (program === process.execPath && args.length === 1 && args[0] === cliEntry()) {
+    return [program, ...AGENT_NODE_FLAGS, join(packageRoot(), 'dist', 'agent', 'cli', 'main.js'), '--simulate', '--exit-with-parent'];
+  }
+  return [program, ...args, 'agent', '--simulate', '--exit-with-parent'];
+}
+
 export interface LocalProviderOptions {
-  /** Program and leading arguments that start the CLI, e.g. [process.execPath, 'dist/cli/main.js']. */
+  /**
+   * Program and leading arguments that start the CLI, e.g. [process.execPath, 'dist/cli/main.js'];
+   * agents are started as agentCommand(command) says.
+   */
   readonly command: readonly string[];
   /** Address agents dial; called at each launch (the monitor server may have moved). */
   readonly agentServer: () => string;
@@ -47,7 +71,7 @@ interface Child {
 }
 
 /**
- * Instances as child processes on this machine, each an `autoscaler agent --simulate`. The demo
+ * Instances as child processes on this machine, each an agent run with --simulate. The demo
  * and the tests use it. The provider names each instance (as EC2 does) and passes the id to the
  * agent in AGENT_INSTANCE_ID. Children are started with --exit-with-parent, so they cannot
  * outlive the controller even if it is killed with SIGKILL.
@@ -105,7 +129,7 @@ export class LocalProvider implements InstanceProvider {
     const logFile = join(this.opts.logDir, `${id}.log`);
     const fd = openSync(logFile, 'a');
     const inherited = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('AGENT_')));
-    const [program, ...args] = this.opts.command as [string, ...string[]];
+    const [program, ...args] = agentCommand(this.opts.command);
     let child: ChildProcess;
     try {
       let launchToken: Record<string, string> = {};
@@ -114,7 +138,7 @@ export class LocalProvider implements InstanceProvider {
       } catch (err) {
         throw new ProviderError(`cannot make the launch token of ${id}: ${(err as Error).message}`, 'Unavailable', req.groupId, { action: 'local:spawn' }, { cause: err });
       }
-      child = spawn(program, [...args, 'agent', '--simulate', '--exit-with-parent'], {
+      child = spawn(program, args, {
         env: { ...inherited, ...this.opts.agentEnv, AGENT_INSTANCE_ID: id, AGENT_GROUP: req.groupId, AGENT_SERVER: server, AGENT_ADDRESS: '127.0.0.1', ...launchToken },
         stdio: ['ignore', fd, fd],
         detached: false,
