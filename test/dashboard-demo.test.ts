@@ -7,20 +7,15 @@
  * test-artifacts/dashboard-demo.png; with UPDATE_SCREENSHOT=1 it lets the demo run longer and
  * writes docs/dashboard.png (1280×800) for the README. Needs `npm run build` (it runs dist/).
  */
-import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { mkdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { GroupHistory } from '../store/history.js';
-import { isAlive, killAll, runCli, startCli, tempDir, waitFor, type CliProcess } from './helpers.js';
+import { CHROMIUM_ARGS, findChromium, isAlive, killAll, runCli, startCli, tempDir, type CliProcess, waitFor } from './helpers.js';
 
-const CANDIDATES = [process.env.CHROMIUM_PATH, '/usr/bin/chromium', '/usr/bin/chromium-browser', '/usr/bin/google-chrome'].filter((p): p is string => !!p);
-const executablePath = CANDIDATES.find((p) => existsSync(p));
-if (executablePath === undefined) {
-  if (process.env.CI === 'true') throw new Error(`Chromium not found (looked at ${CANDIDATES.join(', ')}); CI must install it: apt-get install -y chromium`);
-  console.warn(`dashboard demo test skipped: no Chromium at ${CANDIDATES.join(', ')} (apt-get install chromium, or set CHROMIUM_PATH)`);
-}
+const executablePath = findChromium('dashboard demo test');
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const UPDATE = process.env.UPDATE_SCREENSHOT === '1';
@@ -70,7 +65,7 @@ describe.skipIf(executablePath === undefined)('dashboard on the demo (headless C
     demo = startCli(['demo', '--http-port', '0', '--duration', UPDATE ? '300s' : '120s', '--data-dir', dataDir, '--refresh', '30s']);
     browser = await chromium.launch({
       executablePath,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+      args: [...CHROMIUM_ARGS],
     });
   }, 30_000);
 

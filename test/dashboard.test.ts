@@ -5,7 +5,7 @@
  * a manual clock, so the page's /metrics answer and the test's are the same document. Under CI a
  * missing browser fails the file; on a laptop without one it is skipped with a message.
  */
-import { existsSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -20,14 +20,9 @@ import { InstanceStore } from '../store/instances.js';
 import { SimLoadStore } from '../store/simload.js';
 import { TelemetryStore } from '../store/telemetry.js';
 import { TimelineReader, formatCursor } from '../store/timeline.js';
-import { tempDir } from './helpers.js';
+import { CHROMIUM_ARGS, findChromium, tempDir } from './helpers.js';
 
-const CANDIDATES = [process.env.CHROMIUM_PATH, '/usr/bin/chromium', '/usr/bin/chromium-browser', '/usr/bin/google-chrome'].filter((p): p is string => !!p);
-const executablePath = CANDIDATES.find((p) => existsSync(p));
-if (executablePath === undefined) {
-  if (process.env.CI === 'true') throw new Error(`Chromium not found (looked at ${CANDIDATES.join(', ')}); CI must install it: apt-get install -y chromium`);
-  console.warn(`dashboard tests skipped: no Chromium at ${CANDIDATES.join(', ')} (apt-get install chromium, or set CHROMIUM_PATH)`);
-}
+const executablePath = findChromium('dashboard tests');
 
 const WRITE = 'dashboard-write-0123456789abcdef';
 const READ = 'dashboard-read-0123456789abcdef';
@@ -146,7 +141,7 @@ describe.skipIf(executablePath === undefined)('dashboard (headless Chromium)', (
     base = `http://127.0.0.1:${server.httpPort}`;
     browser = await chromium.launch({
       executablePath,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+      args: [...CHROMIUM_ARGS],
     });
   }, 30_000);
 

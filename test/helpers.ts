@@ -1,6 +1,6 @@
 /** Helpers for integration tests: temp dirs, real CLI processes, bounded waits. */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { cliEntry } from '../lib/paths.js';
@@ -69,3 +69,22 @@ export function killAll(): void {
   for (const c of running) c.kill('SIGKILL');
 }
 
+
+/** Where the browser tests look for Debian's Chromium (or CHROMIUM_PATH). */
+const CHROMIUM_CANDIDATES = [process.env.CHROMIUM_PATH, '/usr/bin/chromium', '/usr/bin/chromium-browser', '/usr/bin/google-chrome'].filter((p): p is string => !!p);
+
+/**
+ * The Chromium for a browser test, or undefined (the test skips with a message). Under CI=true a
+ * missing browser is an error: CI installs it, so its absence is a broken setup, not a skip.
+ */
+export function findChromium(what: string): string | undefined {
+  const found = CHROMIUM_CANDIDATES.find((p) => existsSync(p));
+  if (found === undefined) {
+    if (process.env.CI === 'true') throw new Error(`Chromium not found (looked at ${CHROMIUM_CANDIDATES.join(', ')}); CI must install it: apt-get install -y chromium`);
+    console.warn(`${what} skipped: no Chromium at ${CHROMIUM_CANDIDATES.join(', ')} (apt-get install chromium, or set CHROMIUM_PATH)`);
+  }
+  return found;
+}
+
+/** Headless, no network of its own (no QUIC, background fetches, updates or sync). */
+export const CHROMIUM_ARGS: readonly string[] = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
