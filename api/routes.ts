@@ -38,6 +38,8 @@ const time = z.string().max(40).transform((v, ctx) => {
 });
 
 const groupPath = z.strictObject({ group: idParam });
+/** A timeline cursor `D.A.C`: an earlier page's `next`, or an event id of the stream. */
+const cursorParam = z.string().max(60).regex(/^\d+\.\d+\.\d+$/, { error: 'must be a cursor from an earlier page (next) or an event id (D.A.C)' });
 const noQuery = z.strictObject({});
 const reasonBody = z.strictObject({ reason: z.string().max(500, { error: 'at most 500 characters' }).optional() });
 
@@ -174,7 +176,7 @@ export const ROUTES: readonly Route[] = [
     method: 'GET', path: '/api/v1/events', operationId: 'listEvents', access: 'read',
     query: z.strictObject({
       group: idParam.optional(),
-      after: z.string().max(60).regex(/^\d+\.\d+\.\d+$/, { error: 'must be a cursor from an earlier page (next)' }).optional(),
+      after: cursorParam.optional(),
       since: time.optional(),
       limit: whole(1, MAX_TIMELINE_PAGE).optional(),
     }),
@@ -186,7 +188,7 @@ export const ROUTES: readonly Route[] = [
   }),
   route({
     method: 'GET', path: '/api/v1/stream', operationId: 'streamEvents', access: 'read', special: 'stream', produces: 'text/event-stream',
-    query: z.strictObject({ group: idParam.optional(), after: z.string().max(60).regex(/^\d+\.\d+\.\d+$/, { error: 'must be a cursor (an event id)' }).optional() }),
+    query: z.strictObject({ group: idParam.optional(), after: cursorParam.optional() }),
     summary: 'Server-sent events: `decision`, `activity`, `change` (resumable with Last-Event-ID or `after`), `instance` (state changes) and `sample` (each group\'s live figures)',
   }),
   route({

@@ -5,11 +5,8 @@ import { createServer as createHttpsServer, type Server as HttpsServer } from 'n
 import type { Socket } from 'node:net';
 import { ApiServer } from '../api/server.js';
 import { ConfigError } from '../config/shared.js';
-import { ID_PATTERN } from '../config/shared.js';
 import type { Logger } from '../lib/logger.js';
 import { DASHBOARD_HTML } from './dashboard.js';
-import type { StatusCache } from './status-cache.js';
-import { MAX_STATUS_DECISIONS } from './status-cache.js';
 
 export interface HttpHandle {
   readonly port: number;
@@ -21,7 +18,6 @@ export interface HttpHandle {
 export interface HttpOptions {
   readonly host: string;
   readonly port: number;
-  readonly status: StatusCache;
   readonly health: () => { ok: boolean; details: Record<string, unknown> };
   readonly log: Logger;
   /** Counts a refused request (bad target, unknown route, wrong method, parse error). */
@@ -30,8 +26,8 @@ export interface HttpOptions {
   readonly onError: (err: unknown, path: string) => void;
   /** Prometheus text exposition for `GET /metrics` (monitor-server/metrics.ts); 404 when absent. */
   readonly metrics?: () => Promise<{ contentType: string; body: string }>;
-  /** The HTTP API under /api/ and /openapi.json (api/server.ts); without it only /api/status is served. */
-  readonly api?: ApiServer;
+  /** The HTTP API under /api/ (`/api/status` included) and /openapi.json (api/server.ts). */
+  readonly api: ApiServer;
   /** HTTPS with these PEM files; undefined: plain HTTP. */
   readonly tls?: { readonly certFile: string; readonly keyFile: string };
 }
@@ -70,7 +66,6 @@ const MAX_CONNECTIONS = 1_024;
 /** Slow clients: the whole request head must arrive within this, ms. */
 const HEADERS_TIMEOUT_MS = 10_000;
 const REQUEST_TIMEOUT_MS = 30_000;
-const DEFAULT_DECISIONS = 10;
 
 const ROUTES = ['/', '/healthz', '/metrics', '/api/status', '/api/v1/…', '/openapi.json'] as const;
 
@@ -93,16 +88,13 @@ const echo = (path: string) => (path.length > 100 ? `${path.slice(0, 100)}…` :
  *   /api/…, /openapi.json  the HTTP API (api/server.ts)
  *   GET /metrics     Prometheus text format
  *   GET /healthz     200 {"status":"ok"} while batched writes succeed, 503 otherwise; counters
- *   GET /api/status  the fleet (same JSON as `autoscaler status --json`, plus `monitor` counters);
- *                    ?group=ID narrows it, ?decisions=N sets how many recent decisions per group
- *                    (default 10, max 200). Served from a cache refreshed at most every
- *                    MONITOR_STATUS_CACHE_MS.
+ *   GET /api/status  the same as GET /api/v1/status (the fleet, served from the status cache)
  * The request target is never parsed as a URL (`new URL('//', base)` throws): a path is what
  * precedes `?`, and it must start with `/`.
  */
 export async function startHttp(opts: HttpOptions): Promise<HttpHandle> {
   const route = (req: IncomingMessage, res: ServerResponse, path: string, query: URLSearchParams) => {
-    if (opts.api !== undefined && ApiServer.owns(path)) {
+    if (ApiServer.owns(path)) {
       opts.api.handle(req, res, path, query);
     } else if (req.method !== 'GET' && req.method !== 'HEAD') {
       opts.onBadRequest();
@@ -111,16 +103,6 @@ export async function startHttp(opts: HttpOptions): Promise<HttpHandle> {
     } else if (path === '/healthz') {
       const h = opts.health();
       send(res, h.ok ? 200 : 503, { status: h.ok ? 'ok' : 'degraded', ...h.details });
-    } else if (path === '/api/status') {
-      const group = query.get('group') ?? undefined;
-      if (group !== undefined && !ID_PATTERN.test(group)) {
-        opts.onBadRequest();
-        send(res, 400, { error: 'group must be 1-63 letters, digits, ".", "_" or "-"' });
-        return;
-      }
-      const asked = Math.floor(Number(query.get('decisions') ?? DEFAULT_DECISIONS));
-      const decisions = Math.min(MAX_STATUS_DECISIONS, Math.max(0, asked || DEFAULT_DECISIONS));
-      sendBuffer(res, 200, opts.status.body(group, decisions));
     } else if (path === '/metrics' && opts.metrics !== undefined) {
       opts.metrics().then(
         (m) => {
@@ -210,7 +192,7 @@ export async function startHttp(opts: HttpOptions): Promise<HttpHandle> {
       server.setSecureContext({ ...readTlsPair(opts.tls), minVersion: 'TLSv1.2' });
     },
     close: () => new Promise<void>((resolve) => {
-      opts.api?.close();
+      opts.api.close();
       server.closeAllConnections();
       server.close(() => resolve());
     }),

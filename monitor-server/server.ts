@@ -181,7 +181,7 @@ export class MonitorServer {
         onRefused: () => { this.refused.httpBadRequest++; },
       });
       this.http = await startHttp({
-        host: this.cfg.httpHost, port: this.cfg.httpPort, status: this.status, health: () => this.health(), log: this.log.child({ component: 'http' }),
+        host: this.cfg.httpHost, port: this.cfg.httpPort, health: () => this.health(), log: this.log.child({ component: 'http' }),
         api: this.api.server, ...(this.cfg.api.tls === undefined ? {} : { tls: this.cfg.api.tls }),
         onBadRequest: () => { this.refused.httpBadRequest++; },
         metrics: () => this.metrics.render(),

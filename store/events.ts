@@ -28,14 +28,16 @@ export interface ActivityRow {
   readonly error: string | null;
 }
 
-interface RawDecision { id: number; ts: number; group_id: string; from_count: number; to_count: number; reason: DecisionReason; message: string; details: string }
-interface RawActivity { id: number; ts: number; group_id: string; instance_id: string; action: ActivityAction; cause: string; outcome: 'ok' | 'failed'; error: string | null }
+/** A `decisions` row as SQLite returns it. */
+export interface RawDecision { id: number; ts: number; group_id: string; from_count: number; to_count: number; reason: DecisionReason; message: string; details: string }
+/** An `activities` row as SQLite returns it. */
+export interface RawActivity { id: number; ts: number; group_id: string; instance_id: string; action: ActivityAction; cause: string; outcome: 'ok' | 'failed'; error: string | null }
 
-const toDecision = (r: RawDecision): DecisionRow => ({
+export const toDecision = (r: RawDecision): DecisionRow => ({
   id: r.id, ts: r.ts, groupId: r.group_id, from: r.from_count, to: r.to_count, reason: r.reason, message: r.message,
   details: JSON.parse(r.details) as Record<string, unknown>,
 });
-const toActivity = (r: RawActivity): ActivityRow => ({
+export const toActivity = (r: RawActivity): ActivityRow => ({
   id: r.id, ts: r.ts, groupId: r.group_id, instanceId: r.instance_id, action: r.action, cause: r.cause, outcome: r.outcome, error: r.error,
 });
 

@@ -46,7 +46,8 @@ interface RawGroup {
   id: string; min_size: number; max_size: number; desired: number; policy: string; paused: number; created_at: number; updated_at: number;
   revision: number; dry_run: number; override_desired: number | null; override_until: number | null; override_by: string | null;
 }
-interface RawEvent { id: number; ts: number; group_id: string; kind: GroupEventKind; actor: string; message: string; details: string }
+/** A `group_events` row as SQLite returns it. */
+export interface RawEvent { id: number; ts: number; group_id: string; kind: GroupEventKind; actor: string; message: string; details: string }
 
 function toRow(r: RawGroup): GroupRow {
   const parsed = parsePolicy(JSON.parse(r.policy));
@@ -212,6 +213,6 @@ export class GroupStore {
   }
 }
 
-function toEvent(r: RawEvent): GroupEventRow {
+export function toEvent(r: RawEvent): GroupEventRow {
   return { id: r.id, ts: r.ts, groupId: r.group_id, kind: r.kind, actor: r.actor, message: r.message, details: JSON.parse(r.details) as Record<string, unknown> };
 }

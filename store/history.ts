@@ -8,7 +8,7 @@
  */
 import { demandAt } from '../sim/profile.js';
 import type { Db } from './db.js';
-import type { DecisionRow } from './events.js';
+import { toDecision, type DecisionRow, type RawDecision } from './events.js';
 import { MINUTE_MS, RollupStore } from './rollups.js';
 import type { GroupRow } from './groups.js';
 import type { SimLoadRow } from './simload.js';
@@ -47,7 +47,6 @@ export interface GroupHistory {
 }
 
 interface Bucketed { instance_id: string; b: number; cpu: number; mem: number }
-interface RawDecision { id: number; ts: number; group_id: string; from_count: number; to_count: number; reason: DecisionRow['reason']; message: string; details: string }
 
 export class HistoryReader {
   private readonly bucketsStmt;
@@ -118,10 +117,7 @@ export class HistoryReader {
       .sort((a, b) => a[0].localeCompare(b[0]))
       .map(([id, s]) => ({ id, cpu: s.cpu }));
 
-    const decisions = this.decisionsStmt.all(g.id, from, q.to, MAX_DECISIONS).reverse().map((r): DecisionRow => ({
-      id: r.id, ts: r.ts, groupId: r.group_id, from: r.from_count, to: r.to_count, reason: r.reason, message: r.message,
-      details: JSON.parse(r.details) as Record<string, unknown>,
-    }));
+    const decisions = this.decisionsStmt.all(g.id, from, q.to, MAX_DECISIONS).reverse().map(toDecision);
     let current: number | null = this.beforeStmt.get(g.id, from)?.to_count ?? null;
     const desired: (number | null)[] = [];
     let d = 0;

@@ -5,8 +5,8 @@
  * stream resumes) without losing or repeating an entry, whatever the mix of kinds.
  */
 import type { Db } from './db.js';
-import type { ActivityRow, DecisionRow } from './events.js';
-import type { GroupEventRow } from './groups.js';
+import { toActivity, toDecision, type ActivityRow, type DecisionRow, type RawActivity, type RawDecision } from './events.js';
+import { toEvent as toChange, type GroupEventRow, type RawEvent as RawChange } from './groups.js';
 
 /** One entry of the event log. */
 export type TimelineEntry = ({ kind: 'decision' } & DecisionRow) | ({ kind: 'activity' } & ActivityRow)
@@ -49,21 +49,6 @@ export function mergeTimeline(decisions: readonly DecisionRow[], activities: rea
   ];
   return all.sort((a, b) => a.ts - b.ts || (a.kind === b.kind ? a.id - b.id : ORDER[a.kind] - ORDER[b.kind]));
 }
-
-interface RawDecision { id: number; ts: number; group_id: string; from_count: number; to_count: number; reason: DecisionRow['reason']; message: string; details: string }
-interface RawActivity { id: number; ts: number; group_id: string; instance_id: string; action: ActivityRow['action']; cause: string; outcome: 'ok' | 'failed'; error: string | null }
-interface RawChange { id: number; ts: number; group_id: string; kind: GroupEventRow['kind']; actor: string; message: string; details: string }
-
-const toDecision = (r: RawDecision): DecisionRow => ({
-  id: r.id, ts: r.ts, groupId: r.group_id, from: r.from_count, to: r.to_count, reason: r.reason, message: r.message,
-  details: JSON.parse(r.details) as Record<string, unknown>,
-});
-const toActivity = (r: RawActivity): ActivityRow => ({
-  id: r.id, ts: r.ts, groupId: r.group_id, instanceId: r.instance_id, action: r.action, cause: r.cause, outcome: r.outcome, error: r.error,
-});
-const toChange = (r: RawChange): GroupEventRow => ({
-  id: r.id, ts: r.ts, groupId: r.group_id, kind: r.kind, actor: r.actor, message: r.message, details: JSON.parse(r.details) as Record<string, unknown>,
-});
 
 /** A page of the timeline and the cursor to read on from (the last entry returned, or the one given). */
 export interface TimelinePage {
