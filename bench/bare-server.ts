@@ -1,72 +1,117 @@
 /**
- * The reference for bench/fleet.ts: a bare grpc-js server with the monitor's proto, the same
- * server options and the same TLS (monitor-server/tls.ts ServerTls from MONITOR_TLS_CERT,
+ * The reference for bench/fleet.ts: a bare gRPC server with the monitor's proto, the same server
+ * options and the same TLS (monitor-server/tls.ts ServerTls from MONITOR_TLS_CERT,
  * MONITOR_TLS_KEY, MONITOR_TLS_CLIENT_CA), that only counts heartbeats and acks each stream's
  * highest seq every 200 ms (the monitor's flush interval). No store, no validation, no liveness:
  * what the monitor server costs above it is what its own work costs.
  *
+ * BARE_IMPL picks the gRPC server under the same handlers:
+ * - `grpc-js` (the default): grpc-js's server, with the options the monitor server gave it before
+ *   lib/grpc-server.ts;
+ * - `h2`: lib/grpc-server.ts's GrpcServer on node:http2, with the options monitor-server/server.ts
+ *   gives it: what the monitor's transport costs alone.
+ *
  * Started by bench/fleet.ts with an IPC channel; sends `{ type: 'listening', port }` and exits
- * when the channel closes. Standalone (`node dist/bench/bare-server.js`) it prints the port.
+ * when the channel closes. Standalone (`BARE_IMPL=h2 node dist/bench/bare-server.js`) it prints
+ * the port. BARE_PORT: the port to listen on (0, the default: the OS picks).
  */
 import * as grpc from '@grpc/grpc-js';
 import { randomUUID } from 'node:crypto';
 import { DEFAULT_FLUSH_INTERVAL_MS, DEFAULT_HEARTBEAT_INTERVAL_MS, DEFAULT_MAX_MESSAGE_BYTES } from '../config/monitor-server.js';
-import { SESSION_METADATA_KEY, monitorProto, type HeartbeatAck, type Heartbeat__Output, type MonitorHandlers } from '../lib/proto.js';
+import { GrpcServer, type DuplexHandler, type Handlers, type UnaryHandler } from '../lib/grpc-server.js';
+import { SESSION_METADATA_KEY, monitorProto, type HeartbeatAck, type Heartbeat__Output, type MonitorHandlers, type RegisterRequest__Output } from '../lib/proto.js';
 import { ServerTls } from '../monitor-server/tls.js';
+import type { DeregisterRequest__Output } from '../proto/gen/monitor/v1/DeregisterRequest.js';
+import type { DeregisterResponse } from '../proto/gen/monitor/v1/DeregisterResponse.js';
+import type { RegisterResponse } from '../proto/gen/monitor/v1/RegisterResponse.js';
+import { MONITOR_GRPC_LIMITS } from '../monitor-server/grpc-limits.js';
 import type { FromBare } from './fleet-common.js';
 
+/** What monitor-server/server.ts gives its GrpcServer. */
+const H2_OPTIONS = MONITOR_GRPC_LIMITS;
+
+type Impl = 'grpc-js' | 'h2';
+
+/** A heartbeat stream as the counting core sees it: where its acks go. */
 interface Stream {
-  readonly call: grpc.ServerDuplexStream<Heartbeat__Output, HeartbeatAck>;
+  readonly write: (ack: HeartbeatAck) => void;
   readonly instanceId: string;
   highest: number;
   acked: number;
 }
 
-function main(): Promise<void> {
-  const env = process.env;
-  const cert = env.MONITOR_TLS_CERT ?? '';
-  const tls = cert === '' ? undefined
-    : new ServerTls({ certFile: cert, keyFile: env.MONITOR_TLS_KEY ?? '', clientCaFile: env.MONITOR_TLS_CLIENT_CA || undefined }, () => Date.now());
-  const sessions = new Map<string, string>(); // session id → instance id
-  const lastSeq = new Map<string, number>(); // instance id → highest seq seen
-  const streams = new Set<Stream>();
-  let heartbeats = 0;
+/** The bare server's whole job, whichever gRPC server carries it. */
+class Counting {
+  private readonly sessions = new Map<string, string>(); // session id → instance id
+  private readonly lastSeq = new Map<string, number>(); // instance id → highest seq seen
+  readonly streams = new Set<Stream>();
+  heartbeats = 0;
 
+  register(instanceId: string): RegisterResponse {
+    const id = randomUUID();
+    this.sessions.set(id, instanceId);
+    return { session_id: id, heartbeat_interval_ms: DEFAULT_HEARTBEAT_INTERVAL_MS, last_seq: this.lastSeq.get(instanceId) ?? 0 };
+  }
+
+  deregister(sessionId: string): void {
+    this.sessions.delete(sessionId);
+  }
+
+  /** A stream for a known session, or undefined (the caller refuses it with FAILED_PRECONDITION). */
+  open(sessionId: unknown, write: (ack: HeartbeatAck) => void): Stream | undefined {
+    const instanceId = typeof sessionId === 'string' ? this.sessions.get(sessionId) : undefined;
+    if (instanceId === undefined) return undefined;
+    const s: Stream = { write, instanceId, highest: this.lastSeq.get(instanceId) ?? 0, acked: 0 };
+    this.streams.add(s);
+    return s;
+  }
+
+  heartbeat(s: Stream, hb: Heartbeat__Output): void {
+    this.heartbeats++;
+    const seq = Number(hb.seq);
+    if (seq > s.highest) s.highest = seq;
+  }
+
+  close(s: Stream): void {
+    if (!this.streams.delete(s)) return;
+    this.lastSeq.set(s.instanceId, Math.max(this.lastSeq.get(s.instanceId) ?? 0, s.highest));
+  }
+
+  /** Ack each stream's highest seq, if it moved. */
+  flush(now: number): void {
+    // The same ack shape as the monitor's (a group view included), so both send the same bytes.
+    const group = { live_instances: this.streams.size, demand_percent: -1, as_of_ms: now };
+    for (const s of this.streams) {
+      if (s.highest <= s.acked) continue;
+      s.acked = s.highest;
+      s.write({ persisted_seq: s.highest, rejected: 0, reject_reason: '', group });
+    }
+  }
+}
+
+const UNKNOWN_SESSION = { code: grpc.status.FAILED_PRECONDITION, details: 'unknown session' };
+
+async function listenGrpcJs(core: Counting, tls: ServerTls | undefined, port: number): Promise<number> {
   const handlers: MonitorHandlers = {
-    Register: (call, callback) => {
-      const id = randomUUID();
-      sessions.set(id, call.request.instance_id);
-      callback(null, { session_id: id, heartbeat_interval_ms: DEFAULT_HEARTBEAT_INTERVAL_MS, last_seq: lastSeq.get(call.request.instance_id) ?? 0 });
-    },
+    Register: (call, callback) => callback(null, core.register(call.request.instance_id)),
     Heartbeats: (call) => {
-      const sid = call.metadata.get(SESSION_METADATA_KEY)[0];
-      const instanceId = typeof sid === 'string' ? sessions.get(sid) : undefined;
-      if (instanceId === undefined) {
-        call.emit('error', { code: grpc.status.FAILED_PRECONDITION, details: 'unknown session' });
+      const s = core.open(call.metadata.get(SESSION_METADATA_KEY)[0], (ack) => call.write(ack));
+      if (s === undefined) {
+        call.emit('error', UNKNOWN_SESSION);
         return;
       }
-      const s: Stream = { call, instanceId, highest: lastSeq.get(instanceId) ?? 0, acked: 0 };
-      streams.add(s);
-      call.on('data', (hb: Heartbeat__Output) => {
-        heartbeats++;
-        const seq = Number(hb.seq);
-        if (seq > s.highest) s.highest = seq;
-      });
-      const done = () => {
-        streams.delete(s);
-        lastSeq.set(instanceId, Math.max(lastSeq.get(instanceId) ?? 0, s.highest));
-      };
+      call.on('data', (hb: Heartbeat__Output) => core.heartbeat(s, hb));
+      const done = () => core.close(s);
       call.on('end', () => { done(); call.end(); });
       call.on('error', done);
       call.on('cancelled', done);
     },
     Deregister: (call, callback) => {
-      sessions.delete(call.request.session_id);
+      core.deregister(call.request.session_id);
       callback(null, {});
     },
   };
-
-  // The options monitor-server/server.ts gives its server.
+  // The options monitor-server/server.ts gave grpc-js's server.
   const server = new grpc.Server({
     'grpc.max_receive_message_length': DEFAULT_MAX_MESSAGE_BYTES,
     'grpc.max_send_message_length': DEFAULT_MAX_MESSAGE_BYTES,
@@ -76,31 +121,61 @@ function main(): Promise<void> {
     'grpc.keepalive_permit_without_calls': 1,
   });
   server.addService(monitorProto().monitor.v1.Monitor.service, handlers);
-
-  setInterval(() => {
-    const now = Date.now();
-    // The same ack shape as the monitor's (a group view included), so both send the same bytes.
-    const group = { live_instances: streams.size, demand_percent: -1, as_of_ms: now };
-    for (const s of streams) {
-      if (s.highest <= s.acked) continue;
-      s.acked = s.highest;
-      s.call.write({ persisted_seq: s.highest, rejected: 0, reject_reason: '', group });
-    }
-  }, DEFAULT_FLUSH_INTERVAL_MS);
-
   return new Promise((resolve, reject) => {
-    server.bindAsync(`127.0.0.1:${env.BARE_PORT ?? '0'}`, tls?.credentials() ?? grpc.ServerCredentials.createInsecure(), (err, port) => {
-      if (err) return reject(err);
-      if (process.send !== undefined) {
-        process.send({ type: 'listening', port } satisfies FromBare);
-        process.on('disconnect', () => process.exit(0));
-      } else {
-        process.stdout.write(`bare server listening on 127.0.0.1:${port} (${tls === undefined ? 'plaintext' : 'tls'})\n`);
-        setInterval(() => process.stdout.write(`${heartbeats} heartbeats, ${streams.size} streams\n`), 10_000);
-      }
-      resolve();
-    });
+    server.bindAsync(`127.0.0.1:${port}`, tls?.credentials() ?? grpc.ServerCredentials.createInsecure(), (err, bound) => (err ? reject(err) : resolve(bound)));
   });
+}
+
+function listenH2(core: Counting, tls: ServerTls | undefined, port: number, refused: Map<string, number>): Promise<number> {
+  const register: UnaryHandler<RegisterRequest__Output, RegisterResponse> = (call, callback) => callback(null, core.register(call.request.instance_id));
+  const heartbeats: DuplexHandler<Heartbeat__Output, HeartbeatAck> = (call) => {
+    const s = core.open(call.metadata.get(SESSION_METADATA_KEY)[0], (ack) => { call.write(ack); });
+    if (s === undefined) {
+      call.fail(UNKNOWN_SESSION);
+      return;
+    }
+    call.on('data', (hb) => core.heartbeat(s, hb));
+    call.on('end', () => { core.close(s); call.end(); });
+    call.on('close', () => core.close(s));
+  };
+  const deregister: UnaryHandler<DeregisterRequest__Output, DeregisterResponse> = (call, callback) => {
+    core.deregister(call.request.session_id);
+    callback(null, {});
+  };
+  const server = new GrpcServer({
+    ...H2_OPTIONS,
+    maxReceiveMessageBytes: DEFAULT_MAX_MESSAGE_BYTES,
+    maxSendMessageBytes: DEFAULT_MAX_MESSAGE_BYTES,
+    onError: (where, err) => process.stderr.write(`bare server: ${where}: ${err instanceof Error ? err.message : String(err)}\n`),
+    onRefused: (reason) => refused.set(reason, (refused.get(reason) ?? 0) + 1),
+  });
+  const handlers: Handlers = { Register: register, Heartbeats: heartbeats, Deregister: deregister };
+  server.addService(monitorProto().monitor.v1.Monitor.service, handlers);
+  return server.listen('127.0.0.1', port, tls?.nodeOptions());
+}
+
+async function main(): Promise<void> {
+  const env = process.env;
+  const impl = (env.BARE_IMPL || 'grpc-js') as Impl;
+  if (impl !== 'grpc-js' && impl !== 'h2') throw new Error(`BARE_IMPL=${String(env.BARE_IMPL)}: expected grpc-js or h2`);
+  const cert = env.MONITOR_TLS_CERT ?? '';
+  const tls = cert === '' ? undefined
+    : new ServerTls({ certFile: cert, keyFile: env.MONITOR_TLS_KEY ?? '', clientCaFile: env.MONITOR_TLS_CLIENT_CA || undefined }, () => Date.now());
+  const requested = Number(env.BARE_PORT ?? '0');
+  const core = new Counting();
+  const refused = new Map<string, number>();
+  const port = impl === 'h2' ? await listenH2(core, tls, requested, refused) : await listenGrpcJs(core, tls, requested);
+  setInterval(() => core.flush(Date.now()), DEFAULT_FLUSH_INTERVAL_MS);
+  if (process.send !== undefined) {
+    process.send({ type: 'listening', port } satisfies FromBare);
+    process.on('disconnect', () => process.exit(0));
+  } else {
+    process.stdout.write(`bare server (${impl}) listening on 127.0.0.1:${port} (${tls === undefined ? 'plaintext' : 'tls'})\n`);
+    setInterval(() => {
+      const r = [...refused.entries()].map(([k, v]) => `${k} ${v}`).join(', ');
+      process.stdout.write(`${core.heartbeats} heartbeats, ${core.streams.size} streams${r === '' ? '' : `; refused: ${r}`}\n`);
+    }, 10_000);
+  }
 }
 
 main().catch((err: unknown) => {

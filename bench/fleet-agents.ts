@@ -1,10 +1,14 @@
 /**
  * A load generator for bench/fleet.ts: one process simulating `count` agents, each with its own
- * gRPC channel and so its own TCP (and TLS) connection, speaking the agent protocol as
+ * client and so its own TCP (and TLS) connection, speaking the agent protocol as
  * agent/reporter.ts does: Register, one Heartbeats stream with the session id, one heartbeat per
  * interval, acks drop what they cover, a bounded buffer, re-register and replay after a stream
  * ends. Agents send at fleet-wide phases (fleet-common.ts phaseOf), so the fleet's heartbeats
  * are spread evenly over each second however many generators there are.
+ *
+ * The client (AgentsConfig.client) sits behind AgentTransport: `h2` is bench/fleet-h2-client.ts
+ * (node:http2, the frames grpc-js sends, about a third less CPU); `grpc-js` is a grpc-js channel
+ * with agent/reporter.ts's options, as a real agent has.
  *
  * Started by bench/fleet.ts with an IPC channel (`process.execPath dist/bench/fleet-agents.js`);
  * exits when the channel closes, so it never outlives the orchestrator.
@@ -13,9 +17,14 @@ import * as grpc from '@grpc/grpc-js';
 import { randomBytes } from 'node:crypto';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { serverLink, type ServerLink } from '../agent/reporter.js';
+import type { HeartbeatIn, RegisterRequestIn } from '../agent/wire.js';
 import { SESSION_METADATA_KEY, monitorProto, type HeartbeatAck__Output, type MonitorClient, type RegisterResponse__Output } from '../lib/proto.js';
 import { AGENT_KEY_METADATA_KEY, AUTHORIZATION_METADATA_KEY } from '../lib/tls.js';
-import { Histogram, phaseOf, type AgentsConfig, type FromAgents, type ToAgents, type WindowReport } from './fleet-common.js';
+import {
+  Histogram, phaseOf, type AgentTransport, type AgentsConfig, type CallError, type CallMetadata, type FromAgents, type HeartbeatSink, type ToAgents,
+  type WindowReport,
+} from './fleet-common.js';
+import { H2MonitorClient, h2ClientConfig } from './fleet-h2-client.js';
 
 /** Heartbeats an agent keeps unacked before dropping the oldest (AGENT_BUFFER_SIZE's default). */
 const BUFFER_SIZE = 600;
@@ -32,7 +41,55 @@ const RECONNECT_MS = 1_000;
 /** The send loop wakes at most this often; heartbeats due within a slot go out together, ms. */
 const SLOT_MS = 4;
 
-type HeartbeatStream = grpc.ClientDuplexStream<{ seq: number; sample_time_ms: number; cpu_percent: number; mem_percent: number }, HeartbeatAck__Output>;
+/** The shared token sent as `authorization` (none: the group certificate authenticates the bench's agents). */
+const AUTH_TOKEN = '';
+
+type HeartbeatStream = grpc.ClientDuplexStream<HeartbeatIn, HeartbeatAck__Output>;
+
+function toMetadata(md: CallMetadata): grpc.Metadata {
+  const out = new grpc.Metadata();
+  for (const [k, v] of Object.entries(md)) out.set(k, v);
+  return out;
+}
+
+/**
+ * A grpc-js channel per agent: the options agent/reporter.ts gives its channel, plus a subchannel
+ * pool of its own: grpc-js otherwise shares one connection between clients with the same target
+ * and options, and the bench would measure HTTP/2 multiplexing rather than a fleet.
+ */
+class GrpcJsTransport implements AgentTransport {
+  private readonly client: MonitorClient;
+
+  constructor(target: string, link: ServerLink) {
+    const Ctor = monitorProto().monitor.v1.Monitor;
+    this.client = new Ctor(target, link.credentials, {
+      'grpc.keepalive_time_ms': 10_000,
+      'grpc.keepalive_timeout_ms': 5_000,
+      'grpc.keepalive_permit_without_calls': 1,
+      'grpc.use_local_subchannel_pool': 1,
+      ...link.options,
+    });
+  }
+
+  register(req: RegisterRequestIn, metadata: CallMetadata, deadlineMs: number): Promise<RegisterResponse__Output> {
+    return new Promise((resolve, reject) => {
+      this.client.Register(req, toMetadata(metadata), { deadline: Date.now() + deadlineMs },
+        (err, res) => (err || res === undefined ? reject(err ?? new Error('empty response')) : resolve(res)));
+    });
+  }
+
+  heartbeats(metadata: CallMetadata, onAck: (ack: HeartbeatAck__Output) => void, onEnd: (err: unknown) => void): HeartbeatSink {
+    const stream = this.client.Heartbeats(toMetadata(metadata)) as HeartbeatStream;
+    stream.on('data', onAck);
+    stream.on('error', (err: grpc.ServiceError) => onEnd(err));
+    stream.on('end', () => onEnd(undefined));
+    return { write: (hb) => { stream.write(hb); }, cancel: () => stream.cancel() };
+  }
+
+  close(): void {
+    this.client.close();
+  }
+}
 
 interface Pending {
   readonly seq: number;
@@ -63,21 +120,28 @@ class Fleet {
   private timer: NodeJS.Timeout | undefined;
   private cursor = 0;
   private round = 0;
-  readonly link: ServerLink;
+  /** A new agent's client: its own connection, the TLS material shared by the process. */
+  readonly newTransport: () => AgentTransport;
   readonly errors: Record<string, number> = {};
   readonly connectHist = new Histogram();
 
   constructor(readonly cfg: AgentsConfig) {
-    this.link = serverLink({
-      tls: cfg.tls === undefined ? undefined : { caFile: cfg.tls.caFile, certFile: cfg.tls.certFile, keyFile: cfg.tls.keyFile, serverName: undefined },
-      authToken: '',
-    }, Date.now());
+    if (cfg.client === 'grpc-js') {
+      const link = serverLink({
+        tls: cfg.tls === undefined ? undefined : { caFile: cfg.tls.caFile, certFile: cfg.tls.certFile, keyFile: cfg.tls.keyFile, serverName: undefined },
+        authToken: AUTH_TOKEN,
+      }, Date.now());
+      this.newTransport = () => new GrpcJsTransport(cfg.target, link);
+    } else {
+      const h2 = h2ClientConfig(cfg.target, cfg.tls, Date.now());
+      this.newTransport = () => new H2MonitorClient(h2);
+    }
     for (let i = 0; i < cfg.count; i++) this.agents.push(new Agent(this, `${cfg.idPrefix}${cfg.firstIndex + i}`, phaseOf(cfg.firstIndex + i) * cfg.intervalMs));
     this.byPhase = [...this.agents].sort((a, b) => a.phaseMs - b.phaseMs);
   }
 
   countError(err: unknown): void {
-    const e = err as Partial<grpc.ServiceError>;
+    const e = err as Partial<CallError>;
     const key = e.code !== undefined ? `${grpc.status[e.code] ?? e.code}: ${(e.details ?? '').slice(0, 80)}` : String(err).slice(0, 80);
     this.errors[key] = (this.errors[key] ?? 0) + 1;
   }
@@ -173,45 +237,32 @@ class Fleet {
 }
 
 class Agent {
-  private readonly client: MonitorClient;
+  private readonly client: AgentTransport;
   private readonly key = randomBytes(16).toString('hex');
-  private stream: HeartbeatStream | undefined;
+  private stream: HeartbeatSink | undefined;
   private pending: Pending[] = [];
   private nextSeq = 1;
   private registered = false;
   private reconnecting = false;
 
   constructor(private readonly fleet: Fleet, readonly id: string, readonly phaseMs: number) {
-    const Ctor = monitorProto().monitor.v1.Monitor;
-    // The options agent/reporter.ts gives its channel, plus a subchannel pool of its own: grpc-js
-    // otherwise shares one connection between clients with the same target and options, and the
-    // bench would measure HTTP/2 multiplexing rather than a fleet.
-    this.client = new Ctor(fleet.cfg.target, fleet.link.credentials, {
-      'grpc.keepalive_time_ms': 10_000,
-      'grpc.keepalive_timeout_ms': 5_000,
-      'grpc.keepalive_permit_without_calls': 1,
-      'grpc.use_local_subchannel_pool': 1,
-      ...fleet.link.options,
-    });
+    this.client = fleet.newTransport();
   }
 
   get streaming(): boolean {
     return this.stream !== undefined;
   }
 
-  private metadata(): grpc.Metadata {
-    const md = new grpc.Metadata();
-    if (this.fleet.link.token !== '') md.set(AUTHORIZATION_METADATA_KEY, `Bearer ${this.fleet.link.token}`);
-    md.set(AGENT_KEY_METADATA_KEY, this.key);
+  private metadata(): Record<string, string> {
+    const md: Record<string, string> = {};
+    if (AUTH_TOKEN !== '') md[AUTHORIZATION_METADATA_KEY] = `Bearer ${AUTH_TOKEN}`;
+    md[AGENT_KEY_METADATA_KEY] = this.key;
     return md;
   }
 
   private register(): Promise<RegisterResponse__Output> {
-    return new Promise((resolve, reject) => {
-      this.client.Register({ instance_id: this.id, group_id: this.fleet.cfg.groupId, agent_version: 'fleet-bench', address: '127.0.0.1' },
-        this.metadata(), { deadline: Date.now() + REGISTER_DEADLINE_MS },
-        (err, res) => (err || res === undefined ? reject(err ?? new Error('empty response')) : resolve(res)));
-    });
+    return this.client.register({ instance_id: this.id, group_id: this.fleet.cfg.groupId, agent_version: 'fleet-bench', address: '127.0.0.1' },
+      this.metadata(), REGISTER_DEADLINE_MS);
   }
 
   /** Register and open the stream; retried a few times. False if the agent gave up. */
@@ -235,11 +286,8 @@ class Agent {
     this.pending = this.pending.filter((p) => p.seq > lastSeq);
     this.nextSeq = Math.max(this.nextSeq, lastSeq + 1);
     this.registered = true;
-    const md = this.metadata();
-    md.set(SESSION_METADATA_KEY, reg.session_id);
-    const stream = this.client.Heartbeats(md) as HeartbeatStream;
-    this.stream = stream;
-    stream.on('data', (ack: HeartbeatAck__Output) => this.onAck(ack));
+    const md = { ...this.metadata(), [SESSION_METADATA_KEY]: reg.session_id };
+    // Both transports call back only after heartbeats() returned: `stream` is set by then.
     const ended = (err: unknown) => {
       if (this.stream !== stream) return;
       this.stream = undefined;
@@ -248,8 +296,8 @@ class Agent {
       this.fleet.countError(err ?? new Error('stream ended by the server'));
       this.reconnect();
     };
-    stream.on('error', (err: grpc.ServiceError) => ended(err));
-    stream.on('end', () => ended(undefined));
+    const stream = this.client.heartbeats(md, (ack) => this.onAck(ack), ended);
+    this.stream = stream;
     for (const p of this.pending) this.write(p);
   }
 

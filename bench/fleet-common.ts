@@ -1,10 +1,13 @@
 /**
  * What bench/fleet.ts and its children share: the IPC messages between the orchestrator and the
- * load generators (bench/fleet-agents.ts), a mergeable latency histogram, and /proc readers.
- * Linux only (/proc).
+ * load generators (bench/fleet-agents.ts), the link a simulated agent's client gives it
+ * (AgentTransport: grpc-js or bench/fleet-h2-client.ts), a mergeable latency histogram, and /proc
+ * readers. Linux only (/proc).
  */
 import { execFileSync } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
+import type { HeartbeatIn, RegisterRequestIn } from '../agent/wire.js';
+import type { HeartbeatAck__Output, RegisterResponse__Output } from '../lib/proto.js';
 
 /** TLS files of a simulated agent (the AGENT_TLS_* keys); undefined: plaintext. */
 export interface AgentTlsFiles {
@@ -15,8 +18,16 @@ export interface AgentTlsFiles {
   readonly keyFile: string;
 }
 
+/**
+ * Which client the simulated agents use: `h2`, bench/fleet-h2-client.ts (node:http2, the same
+ * gRPC frames on the wire, less CPU); `grpc-js`, the agent's own client library.
+ */
+export type AgentClientKind = 'h2' | 'grpc-js';
+
 /** What one load generator process simulates. */
 export interface AgentsConfig {
+  /** The client every agent of this process uses. */
+  readonly client: AgentClientKind;
   /** host:port of the server under test. */
   readonly target: string;
   /** Scaling group every agent registers in. */
@@ -34,6 +45,39 @@ export interface AgentsConfig {
   /** New agents started per second in this process while the fleet connects; 0: as fast as the concurrency allows. */
   readonly connectRatePerSec: number;
   readonly tls: AgentTlsFiles | undefined;
+}
+
+/** Call metadata as header names and values (lowercase ASCII keys, no `-bin` keys). */
+export type CallMetadata = Readonly<Record<string, string>>;
+
+/**
+ * A failed call as grpc-js reports it (its ServiceError): a `status` code and the details. Both
+ * clients reject and end streams with errors of this shape, so the generator counts them alike.
+ */
+export interface CallError {
+  readonly code: number;
+  readonly details: string;
+}
+
+/** The open Heartbeats stream of one agent. */
+export interface HeartbeatSink {
+  /** Queue one heartbeat (written when the connection allows). */
+  write(hb: HeartbeatIn): void;
+  /** Cancel the stream (RST_STREAM CANCEL); its `onEnd` may still be called, with CANCELLED. */
+  cancel(): void;
+}
+
+/** One simulated agent's client: its own connection, the two calls an agent makes on it. */
+export interface AgentTransport {
+  /** Register; rejects with a CallError (or an Error when nothing came back). */
+  register(req: RegisterRequestIn, metadata: CallMetadata, deadlineMs: number): Promise<RegisterResponse__Output>;
+  /**
+   * Open the Heartbeats stream. `onEnd` is called once when it ends: `undefined` when the server
+   * ended it with OK, else the CallError. Neither callback runs before this returns.
+   */
+  heartbeats(metadata: CallMetadata, onAck: (ack: HeartbeatAck__Output) => void, onEnd: (err: unknown) => void): HeartbeatSink;
+  /** Close the connection; calls still open end. */
+  close(): void;
 }
 
 export type ToAgents =

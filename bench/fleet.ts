@@ -3,20 +3,29 @@
  * connection each, in separate load-generator processes (bench/fleet-agents.ts), heartbeating at
  * 1 Hz spread evenly over the second, against a real `autoscaler monitor-server` process with a
  * real SQLite file and mutual TLS made by `autoscaler certs init`. The same fleet then runs
- * against bench/bare-server.ts (the same proto and TLS, no work): the ratio of CPU per heartbeat
- * says what the monitor's own work costs.
+ * against bench/bare-server.ts (the same proto and TLS, no work), on grpc-js's server and on
+ * lib/grpc-server.ts (the monitor's own transport): the ratios of CPU per heartbeat say what the
+ * monitor's own work costs, above each.
  *
  *   node dist/bench/fleet.js [--agents 1000,5000,10000] [--window 30s] [--warmup 5s] [--no-tls]
- *     [--bare-only | --monitor-only] [--no-climb] [--per-process 2500] [--budget 12m]
- *     [--connect-rate 100] [--cpu-prof DIR] [--gen-cpu-prof DIR] [--gen-nice N] [--keep]
+ *     [--client h2|grpc-js] [--bare grpc-js|h2|both] [--bare-only | --monitor-only] [--no-climb]
+ *     [--per-process 2500] [--budget 12m] [--connect-rate 100] [--cpu-prof DIR]
+ *     [--gen-cpu-prof DIR] [--gen-nice N] [--keep]
  *
+ * --client: what each simulated agent's client is. `h2` (the default) is bench/fleet-h2-client.ts,
+ * the frames grpc-js sends, on node:http2 without grpc-js's layers: about a third less generator
+ * CPU per heartbeat (node:http2, TLS and the kernel, which both pay, are most of what is left), so
+ * the generators leave more of a core to the server; `grpc-js` is the agent's own client library
+ * (~140-220 µs of generator CPU per heartbeat on a 2-core machine).
+ * --bare: which bare servers follow the monitor (`both`, the default: bare grpc-js, then bare h2).
  * --cpu-prof profiles the monitor server (node --cpu-prof) and prints a summary of the steady
  * window (bench/fleet-profile.ts); --gen-cpu-prof profiles the generators; --gen-nice lowers
  * their priority so that the server gets the CPU first.
  *
  * One server process per kind serves a fleet that grows through the sizes (agents are only ever
  * connected once: a TLS connection costs the server ~7-10 ms of CPU); the monitor server goes
- * first, then the bare server repeats its sizes. After the listed sizes the monitor climbs (×1.5)
+ * first, then each bare server repeats its sizes (with --bare-only the first bare server leads and
+ * climbs, the other repeats). After the listed sizes the monitor climbs (×1.5)
  * until saturation (sustained rate < 95 % of offered, ack p99 > 2 s beyond the server's ack
  * pacing, or heartbeat → `latest` p99 > 2 s), the fd limit or the time budget. Every child is ended on exit, Ctrl-C or error.
  * Linux only (/proc); all traffic stays on 127.0.0.1.
@@ -34,8 +43,8 @@ import { openStore, type Db } from '../store/db.js';
 import { GroupStore } from '../store/groups.js';
 import { InstanceStore } from '../store/instances.js';
 import {
-  Histogram, establishedTo, fdCount, machineCpu, procSample, type AgentTlsFiles, type AgentsConfig, type FromAgents, type FromBare,
-  type ProcSample, type ToAgents, type WindowReport,
+  Histogram, establishedTo, fdCount, machineCpu, procSample, type AgentClientKind, type AgentTlsFiles, type AgentsConfig, type FromAgents,
+  type FromBare, type ProcSample, type ToAgents, type WindowReport,
 } from './fleet-common.js';
 import { summariseProfileFile } from './fleet-profile.js';
 
@@ -69,8 +78,25 @@ const CONNECT_TIMEOUT_PER_AGENT_MS = 40;
  */
 const DEFAULT_CONNECT_RATE = 100;
 
+/** The servers under test: the monitor, and the bare reference on either gRPC server. */
+type ServerKind = 'monitor-server' | 'bare-grpc-js' | 'bare-h2';
+type BareKind = Exclude<ServerKind, 'monitor-server'>;
+/** Order in reports and ratios: a ratio is always an earlier kind ÷ a later one. */
+const KINDS: readonly ServerKind[] = ['monitor-server', 'bare-grpc-js', 'bare-h2'];
+const KIND_LABEL: Record<ServerKind, string> = { 'monitor-server': 'monitor-server', 'bare-grpc-js': 'bare grpc-js', 'bare-h2': 'bare h2' };
+const isBare = (k: ServerKind): k is BareKind => k !== 'monitor-server';
+/** Why the generators use the client they use, for the header line. */
+const CLIENT_WHY: Record<AgentClientKind, string> = {
+  h2: "bench/fleet-h2-client.ts, grpc-js's frames on node:http2: cheaper generators leave the second core to the server",
+  'grpc-js': "the agent's own grpc-js client: costly generators (~140 µs/heartbeat) compete with the server for the cores",
+};
+
 interface Options {
   sizes: number[];
+  /** The simulated agents' client. */
+  client: AgentClientKind;
+  /** The bare servers run after (or, --bare-only, instead of) the monitor. */
+  bare: readonly BareKind[];
   windowMs: number;
   warmupMs: number;
   tls: boolean;
@@ -98,7 +124,7 @@ function duration(v: string, flag: string): number {
 
 function parseArgs(argv: readonly string[]): Options {
   const o: Options = {
-    sizes: [1_000, 5_000, 10_000], windowMs: 30_000, warmupMs: 5_000, tls: true, bareOnly: false, monitorOnly: false, climb: true,
+    sizes: [1_000, 5_000, 10_000], client: 'h2', bare: ['bare-grpc-js', 'bare-h2'], windowMs: 30_000, warmupMs: 5_000, tls: true, bareOnly: false, monitorOnly: false, climb: true,
     perProcess: 2_500, budgetMs: 12 * 60_000, cpuProfDir: undefined, genCpuProfDir: undefined, genNice: 0, connectRate: DEFAULT_CONNECT_RATE, keep: false,
   };
   for (let i = 0; i < argv.length; i++) {
@@ -119,7 +145,15 @@ function parseArgs(argv: readonly string[]): Options {
     else if (a === '--gen-cpu-prof') o.genCpuProfDir = value();
     else if (a === '--gen-nice') o.genNice = Number(value());
     else if (a === '--connect-rate') o.connectRate = Number(value());
-    else if (a === '--no-tls') o.tls = false;
+    else if (a === '--client') {
+      const v = value();
+      if (v !== 'h2' && v !== 'grpc-js') throw new Error(`--client ${v}: h2 or grpc-js`);
+      o.client = v;
+    } else if (a === '--bare') {
+      const v = value();
+      if (v !== 'grpc-js' && v !== 'h2' && v !== 'both') throw new Error(`--bare ${v}: grpc-js, h2 or both`);
+      o.bare = v === 'both' ? ['bare-grpc-js', 'bare-h2'] : [v === 'h2' ? 'bare-h2' : 'bare-grpc-js'];
+    } else if (a === '--no-tls') o.tls = false;
     else if (a === '--bare-only') o.bareOnly = true;
     else if (a === '--monitor-only') o.monitorOnly = true;
     else if (a === '--no-climb') o.climb = false;
@@ -180,7 +214,7 @@ function cleanEnv(): NodeJS.ProcessEnv {
 // Servers under test.
 
 interface ServerUnderTest {
-  readonly kind: 'monitor-server' | 'bare-server';
+  readonly kind: ServerKind;
   readonly pid: number;
   readonly port: number;
   readonly httpPort: number | undefined;
@@ -249,15 +283,16 @@ async function startMonitor(dbPath: string, tls: Tls | undefined, cpuProfDir: st
   }
 }
 
-async function startBare(tls: Tls | undefined): Promise<ServerUnderTest> {
+async function startBare(kind: BareKind, tls: Tls | undefined): Promise<ServerUnderTest> {
   const script = fileURLToPath(new URL('./bare-server.js', import.meta.url));
   const spawnedAt = Date.now();
-  const child = track(spawn(process.execPath, [script], { env: { ...cleanEnv(), ...tls?.server }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
+  const env = { ...cleanEnv(), ...tls?.server, BARE_IMPL: kind === 'bare-h2' ? 'h2' : 'grpc-js' };
+  const child = track(spawn(process.execPath, [script], { env, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
   const port = await within('bare server start', 20_000, new Promise<number>((resolve, reject) => {
     child.once('message', (m: unknown) => resolve((m as FromBare).port));
     child.once('exit', (code) => reject(new Error(`bare server exited (${code})`)));
   }));
-  return { kind: 'bare-server', pid: child.pid as number, port, httpPort: undefined, child, spawnedAt };
+  return { kind, pid: child.pid as number, port, httpPort: undefined, child, spawnedAt };
 }
 
 function maxOpenFiles(pid: number): number {
@@ -410,8 +445,10 @@ function fileBytes(dbPath: string): number {
 // One phase: one server, one fleet size.
 
 interface PhaseResult {
-  readonly kind: ServerUnderTest['kind'];
+  readonly kind: ServerKind;
   readonly agents: number;
+  /** The generators' client. */
+  readonly client: AgentClientKind;
   /** Agents connected for this size (the fleet grows: the others were already up). */
   readonly added: number;
   /** Agents with an open stream at window end. */
@@ -511,8 +548,8 @@ function logLevels(path: string): { warn: number; error: number; top: string } {
  * says so or a size saturates.
  */
 async function runServer(
-  kind: ServerUnderTest['kind'], firstSize: number, nextSize: (done: readonly PhaseResult[]) => number | undefined,
-  opts: Options, tls: Tls | undefined, work: string,
+  kind: ServerKind, firstSize: number, nextSize: (done: readonly PhaseResult[]) => number | undefined,
+  opts: Options, tls: Tls | undefined, work: string, prior: readonly PhaseResult[],
 ): Promise<PhaseResult[]> {
   const dbPath = join(work, `${kind}.db`);
   let seeded = 0;
@@ -523,7 +560,7 @@ async function runServer(
     seeded = n;
   };
   seedUpTo(firstSize);
-  const server = kind === 'monitor-server' ? await startMonitor(dbPath, tls, opts.cpuProfDir) : await startBare(tls);
+  const server = kind === 'monitor-server' ? await startMonitor(dbPath, tls, opts.cpuProfDir) : await startBare(kind, tls);
   const gens: Generator[] = [];
   const probe = server.httpPort === undefined ? undefined : new ResponsivenessProbe(server.httpPort);
   probe?.start();
@@ -534,7 +571,7 @@ async function runServer(
     for (let agents: number | undefined = firstSize; agents !== undefined; agents = nextSize(results)) {
       const have = gens.reduce((a, g) => a + g.agents, 0);
       if (agents <= have) break;
-      process.stdout.write(`\n── ${n0(agents)} agents, ${kind} ${'─'.repeat(50)}\n`);
+      process.stdout.write(`\n── ${n0(agents)} agents, ${KIND_LABEL[kind]} ${'─'.repeat(50)}\n`);
       seedUpTo(agents);
       const fresh: Generator[] = [];
       const chunks = Math.ceil((agents - have) / opts.perProcess);
@@ -542,14 +579,14 @@ async function runServer(
       for (let first = have; first < agents; first += perGen) {
         fresh.push(startGenerator({
           target: `127.0.0.1:${server.port}`, groupId: GROUP, idPrefix: ID_PREFIX, firstIndex: first, count: Math.min(perGen, agents - first),
-          epochMs, intervalMs: 1_000, connectConcurrency: 16, connectRatePerSec: opts.connectRate / chunks, tls: tls?.agent,
+          epochMs, intervalMs: 1_000, connectConcurrency: 16, connectRatePerSec: opts.connectRate / chunks, tls: tls?.agent, client: opts.client,
         }, opts.genCpuProfDir, opts.genNice));
       }
       gens.push(...fresh);
       const r = await measure(kind, agents, agents - have, server, gens, fresh, probe, dbPath, opts);
       windows.push(r.window);
       results.push(r.result);
-      printPhase(r.result);
+      printPhase(r.result, prior);
       if (r.result.saturated) break;
     }
   } finally {
@@ -573,7 +610,7 @@ async function runServer(
 
 /** Connect `fresh` (the agents above what `gens` already had), warm up, measure one window over every generator. */
 async function measure(
-  kind: ServerUnderTest['kind'], agents: number, added: number, server: ServerUnderTest, gens: readonly Generator[], fresh: readonly Generator[],
+  kind: ServerKind, agents: number, added: number, server: ServerUnderTest, gens: readonly Generator[], fresh: readonly Generator[],
   probe: ResponsivenessProbe | undefined, dbPath: string, opts: Options,
 ): Promise<{ result: PhaseResult; window: { fromMs: number; toMs: number } }> {
   const cores = cpus().length;
@@ -650,7 +687,7 @@ async function measure(
   const sustained = (acked / ms) * 1000;
   const rampHeartbeats = (agents - added + added / 2) * (connectMs / 1000);
   const r: Omit<PhaseResult, 'saturated' | 'bound'> = {
-    kind, agents, added, connected: streaming, newlyConnected: rampAgents, connectMs, connectP50: connectHist.quantile(0.5), connectP99: connectHist.quantile(0.99),
+    kind, agents, client: opts.client, added, connected: streaming, newlyConnected: rampAgents, connectMs, connectP50: connectHist.quantile(0.5), connectP99: connectHist.quantile(0.99),
     // Less what heartbeats cost meanwhile (the agents already up, and the new ones as they came up:
     // a linear ramp), at this window's CPU per heartbeat.
     rampServerMsPerAgent: (rampServerMs - rampHeartbeats * (acked > 0 ? serverMs / acked : 0)) / rampAgents,
@@ -706,7 +743,20 @@ const n0 = (v: number) => (Number.isFinite(v) ? Math.round(v).toLocaleString('en
 const f1 = (v: number | undefined) => (v === undefined || !Number.isFinite(v) ? '—' : v.toFixed(1));
 const msText = (v: number | undefined) => (v === undefined || Number.isNaN(v) ? '—' : Number.isFinite(v) ? `${n0(v)} ms` : '> 120 s');
 
-function printPhase(r: PhaseResult): void {
+const byKind = (a: PhaseResult, b: PhaseResult) => KINDS.indexOf(a.kind) - KINDS.indexOf(b.kind);
+
+/** The ratios among `rows` (one size): each kind's CPU per heartbeat ÷ each bare kind after it in KINDS. */
+function ratioPairs(rows: readonly PhaseResult[]): [PhaseResult, PhaseResult][] {
+  const sorted = [...rows].sort(byKind);
+  const out: [PhaseResult, PhaseResult][] = [];
+  for (const [i, a] of sorted.entries()) for (const b of sorted.slice(i + 1)) if (isBare(b.kind) && b.kind !== a.kind) out.push([a, b]);
+  return out;
+}
+
+const ratio = (a: PhaseResult, b: PhaseResult) => `${(a.serverUsPerHb / b.serverUsPerHb).toFixed(1)}×`;
+
+/** One size's report; `prior`: the runs before this server's, whose ratios to it are shown. */
+function printPhase(r: PhaseResult, prior: readonly PhaseResult[]): void {
   const w = (label: string, value: string) => process.stdout.write(`  ${label.padEnd(26)} ${value}\n`);
   w('connected', `${n0(r.connected)}/${n0(r.agents)} agents streaming; the ${n0(r.added)} new ones connected in ${(r.connectMs / 1000).toFixed(1)} s (each ${msText(r.connectP50)} p50, ${msText(r.connectP99)} p99); TCP established ${n0(r.tcpServerSide)} (server side), ${n0(r.tcpClientSide)} (client side); server fds ${n0(r.serverFds)}`);
   w('connecting cost', `server ${f1(r.rampServerMsPerAgent)} ms CPU per agent, generators ${f1(r.rampGenMsPerAgent)} ms (TLS handshake, Register, stream; heartbeats meanwhile subtracted at the window's cost)`);
@@ -718,7 +768,11 @@ function printPhase(r: PhaseResult): void {
     w('DB growth', `${f1(r.dbMiBPerHour)} MiB/h (pages in use; files incl. WAL ${f1(r.dbFileMiBPerHour)} MiB/h); raw samples are kept ${monitorConfig.DEFAULT_SAMPLE_RETENTION_MS / 3_600_000} h, so the file levels off near ${n0(((r.dbMiBPerHour ?? 0) * monitorConfig.DEFAULT_SAMPLE_RETENTION_MS) / 3_600_000)} MiB`);
     w('heartbeat → `latest`', `p50 ${msText(r.latestP50)}, p99 ${msText(r.latestP99)} (${n0(r.latestSeen)} updates seen; polled every ${LATEST_POLL_MS} ms, so up to ${LATEST_POLL_MS} ms high; ${n0(r.latestSkipped)} skipped a seq)`);
   }
-  w('generators', `${r.generators} × ${n0(Math.ceil(r.agents / r.generators))} agents: ${f1(r.genCpuPct)} % of a core in all (busiest ${f1(r.genMaxPct)} %), ${f1(r.genUsPerHb)} µs/heartbeat (${r.genSysShare.toFixed(0)} % in the kernel), loop delay p99 ${f1(r.genLoopP99)} ms (max since start ${n0(r.genLoopMaxEver)} ms), RSS ≤ ${n0(r.genRssMiB)} MiB each`);
+  const pairs = ratioPairs([...prior.filter((p) => p.agents === r.agents), r]).filter(([a, b]) => a === r || b === r);
+  if (pairs.length > 0) {
+    w('CPU per heartbeat ratio', pairs.map(([a, b]) => `${KIND_LABEL[a.kind]} ${ratio(a, b)} ${KIND_LABEL[b.kind]} (${f1(a.serverUsPerHb)} µs ÷ ${f1(b.serverUsPerHb)} µs)`).join('; '));
+  }
+  w('generators', `${r.generators} × ${n0(Math.ceil(r.agents / r.generators))} agents (${r.client} client): ${f1(r.genCpuPct)} % of a core in all (busiest ${f1(r.genMaxPct)} %), ${f1(r.genUsPerHb)} µs/heartbeat (${r.genSysShare.toFixed(0)} % in the kernel), loop delay p99 ${f1(r.genLoopP99)} ms (max since start ${n0(r.genLoopMaxEver)} ms), RSS ≤ ${n0(r.genRssMiB)} MiB each`);
   const streamErrors = r.reports.reduce((a, x) => a + x.streamErrors, 0);
   const dropped = r.reports.reduce((a, x) => a + x.dropped, 0);
   const streaming = r.reports.reduce((a, x) => a + x.streaming, 0);
@@ -740,15 +794,20 @@ function printPhase(r: PhaseResult): void {
   w('bound', r.bound);
 }
 
+/** The final table; a "× bare X" column per bare kind that ran: each row's CPU per heartbeat ÷ that run's at the same size. */
 function table(rows: readonly PhaseResult[]): string {
-  const head = '| agents | server | sustained hb/s | ack p50 / p99 | server CPU (% core) | µs/hb | × bare | RSS MiB | DB MiB/h | → latest p50 / p99 | generators CPU (% core) | bound |';
+  const bares = KINDS.filter(isBare).filter((k) => rows.some((r) => r.kind === k));
+  const head = `| agents | server | sustained hb/s | ack p50 / p99 | server CPU (% core) | µs/hb | ${bares.map((k) => `× ${KIND_LABEL[k]}`).join(' | ')}${bares.length > 0 ? ' | ' : ''}`
+    + 'RSS MiB | DB MiB/h | → latest p50 / p99 | generators CPU (% core) | bound |';
   const out = [head, `|${head.split('|').slice(1, -1).map(() => '---').join('|')}|`];
   for (const r of rows) {
-    const bare = rows.find((b) => b.kind === 'bare-server' && b.agents === r.agents);
-    const ratio = r.kind === 'monitor-server' && bare !== undefined ? `${(r.serverUsPerHb / bare.serverUsPerHb).toFixed(1)}×` : '—';
+    const ratios = bares.map((k) => {
+      const bare = rows.find((b) => b.kind === k && b.agents === r.agents);
+      return bare === undefined || bare === r ? '—' : ratio(r, bare);
+    });
     const latest = r.kind === 'monitor-server' ? `${msText(r.latestP50)} / ${msText(r.latestP99)}` : '—';
-    out.push(`| ${n0(r.agents)} | ${r.kind} | ${n0(r.sustained)} | ${msText(r.ackP50)} / ${msText(r.ackP99)} | ${f1(r.serverCpuPct)} | ${f1(r.serverUsPerHb)} | ${ratio} | `
-      + `${n0(r.serverRssMiB)} | ${f1(r.dbMiBPerHour)} | ${latest} | ${f1(r.genCpuPct)} | ${r.bound} |`);
+    out.push(`| ${n0(r.agents)} | ${KIND_LABEL[r.kind]} | ${n0(r.sustained)} | ${msText(r.ackP50)} / ${msText(r.ackP99)} | ${f1(r.serverCpuPct)} | ${f1(r.serverUsPerHb)} | `
+      + `${ratios.map((x) => `${x} | `).join('')}${n0(r.serverRssMiB)} | ${f1(r.dbMiBPerHour)} | ${latest} | ${f1(r.genCpuPct)} | ${r.bound} |`);
   }
   return out.join('\n');
 }
@@ -781,12 +840,14 @@ async function main(): Promise<void> {
   const cap = Math.min(fdLimit - FD_MARGIN, 28_000); // 28,000: about the default ephemeral port range
   process.stdout.write(`fleet bench: node ${process.version}, ${cpus().length} cores, load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}; `
     + `${tls === undefined ? 'plaintext' : 'mutual TLS (autoscaler certs init, group certificate)'}; window ${opts.windowMs / 1000} s after ${opts.warmupMs / 1000} s warm-up; `
-    + `up to ${opts.perProcess} agents per generator process (nice ${opts.genNice}), connecting ${opts.connectRate || 'unpaced'}/s; fd limit ${fdLimit}${opts.keep ? `; files kept in ${work}` : ''}\n`);
+    + `up to ${opts.perProcess} agents per generator process (nice ${opts.genNice}), connecting ${opts.connectRate || 'unpaced'}/s; fd limit ${fdLimit}${opts.keep ? `; files kept in ${work}` : ''}; `
+    + `generators use the ${opts.client} client (${CLIENT_WHY[opts.client]})\n`);
 
   const sizes = [...new Set(opts.sizes)].sort((a, b) => a - b).filter((n) => n <= cap);
   for (const n of opts.sizes) if (n > cap) process.stdout.write(`skipping ${n} agents: the fd limit (${fdLimit}) allows ${cap}\n`);
   if (sizes.length === 0) throw new Error('no fleet size to run');
-  const leadKind = opts.bareOnly ? 'bare-server' : 'monitor-server';
+  const leadKind: ServerKind = opts.bareOnly ? (opts.bare[0] as BareKind) : 'monitor-server';
+  const followKinds = opts.monitorOnly ? [] : opts.bare.filter((k) => k !== leadKind);
   let stopReason: string | undefined;
   const leadStart = Date.now();
   // The lead server takes the listed sizes, then climbs; the other one repeats its sizes after it.
@@ -803,35 +864,35 @@ async function main(): Promise<void> {
       stopReason = `not saturated at ${n0(last.agents)} agents, the most the fd limit (${fdLimit}) allows`;
       return undefined;
     }
-    // Budget: this step (connecting at the pace seen so far, then a window) and, for the other
-    // server, everything the lead has done plus this step once more.
+    // Budget: this step (connecting at the pace seen so far, then a window) and, for each
+    // following server, everything the lead has done plus this step once more.
     const msPerAgent = done.reduce((a, r) => a + r.connectMs, 0) / Math.max(1, done.reduce((a, r) => a + r.newlyConnected, 0));
     const stepMs = (next - last.agents) * msPerAgent + opts.warmupMs + opts.windowMs + 15_000;
-    const followMs = opts.bareOnly || opts.monitorOnly ? 0 : Date.now() - leadStart + stepMs;
+    const followMs = followKinds.length * (Date.now() - leadStart + stepMs);
     // The first listed sizes always run; a later one only if it fits.
     if (done.length >= 2 && Date.now() - started + stepMs + followMs > opts.budgetMs) {
       stopReason = `not saturated at ${n0(last.agents)} agents; ${n0(next)} would overrun the ${opts.budgetMs / 60_000} min budget`;
       return undefined;
     }
     return next;
-  }, opts, tls, work);
+  }, opts, tls, work, []);
   const lastLead = lead.at(-1);
   if (stopReason === undefined && lastLead !== undefined) stopReason = `saturated at ${n0(lastLead.agents)} agents (${lastLead.bound})`;
-  let follow: PhaseResult[] = [];
-  if (!opts.bareOnly && !opts.monitorOnly) {
-    const followSizes = lead.map((r) => r.agents);
-    follow = await runServer('bare-server', followSizes[0] as number, (done) => followSizes[done.length], opts, tls, work);
+  const follow: PhaseResult[] = [];
+  const followSizes = lead.map((r) => r.agents);
+  for (const kind of followKinds) {
+    if (followSizes.length === 0) break;
+    follow.push(...await runServer(kind, followSizes[0] as number, (done) => followSizes[done.length], opts, tls, work, [...lead, ...follow]));
   }
-  const results = [...lead, ...follow].sort((a, b) => a.agents - b.agents || b.kind.localeCompare(a.kind));
+  const results = [...lead, ...follow].sort((a, b) => a.agents - b.agents || byKind(a, b));
   process.stdout.write('\n');
-  for (const mon of lead) {
-    const bare = follow.find((b) => b.agents === mon.agents);
-    if (mon.kind === 'monitor-server' && bare !== undefined) {
-      process.stdout.write(`ratio at ${n0(mon.agents)} agents: monitor-server CPU per heartbeat ÷ bare ${(mon.serverUsPerHb / bare.serverUsPerHb).toFixed(1)}× (${f1(mon.serverUsPerHb)} µs ÷ ${f1(bare.serverUsPerHb)} µs)\n`);
+  for (const n of followSizes) {
+    for (const [a, b] of ratioPairs(results.filter((r) => r.agents === n))) {
+      process.stdout.write(`ratio at ${n0(n)} agents: ${KIND_LABEL[a.kind]} CPU per heartbeat ÷ ${KIND_LABEL[b.kind]} ${ratio(a, b)} (${f1(a.serverUsPerHb)} µs ÷ ${f1(b.serverUsPerHb)} µs)\n`);
     }
   }
   process.stdout.write(`\nstopped: ${stopReason}; ${((Date.now() - started) / 1000).toFixed(0)} s in all\n\n${table(results)}\n`);
-  for (const r of results) if (r.profile !== undefined) process.stdout.write(`\n${n0(r.agents)} agents, ${r.kind}, steady window only:\n${r.profile}\n`);
+  for (const r of results) if (r.profile !== undefined) process.stdout.write(`\n${n0(r.agents)} agents, ${KIND_LABEL[r.kind]}, steady window only:\n${r.profile}\n`);
 }
 
 main().then(() => process.exit(0), (err: unknown) => {

@@ -4,7 +4,8 @@
  * server keeps serving. Errors in one call never reach the process's uncaught-exception path,
  * where they would drop every agent stream.
  */
-import * as grpc from '@grpc/grpc-js';
+import { status } from '@grpc/grpc-js';
+import type { UnaryCallback, UnaryHandler } from '../lib/grpc-server.js';
 import type { ThrottledLog } from './refusals.js';
 
 export interface ContainContext {
@@ -19,11 +20,11 @@ function report(ctx: ContainContext, where: string, err: unknown): void {
   ctx.log.warn(`internal:${where}`, ctx.now(), { err, where }, 'handler failed; contained');
 }
 
-/** A unary handler that cannot throw past grpc-js and answers exactly once. */
-export function containUnary<Req, Res>(ctx: ContainContext, where: string, handler: grpc.handleUnaryCall<Req, Res>): grpc.handleUnaryCall<Req, Res> {
+/** A unary handler that cannot throw past the server and answers exactly once. */
+export function containUnary<Req, Res>(ctx: ContainContext, where: string, handler: UnaryHandler<Req, Res>): UnaryHandler<Req, Res> {
   return (call, callback) => {
     let answered = false;
-    const once: grpc.sendUnaryData<Res> = (err, value) => {
+    const once: UnaryCallback<Res> = (err, value) => {
       if (answered) return;
       answered = true;
       callback(err, value);
@@ -32,7 +33,7 @@ export function containUnary<Req, Res>(ctx: ContainContext, where: string, handl
       handler(call, once);
     } catch (err) {
       report(ctx, where, err);
-      once({ code: grpc.status.INTERNAL, details: 'internal error' });
+      once({ code: status.INTERNAL, details: 'internal error' });
     }
   };
 }

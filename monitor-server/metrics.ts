@@ -12,6 +12,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { UnaryHandler } from '../lib/grpc-server.js';
 import { LIVENESS_STATES, type LivenessState } from '../store/instances.js';
 import { REFUSAL_REASONS, type RefusalCounts } from './refusals.js';
 
@@ -50,7 +51,7 @@ export const REGISTRATION_OUTCOMES = ['ok', 'refused', 'unavailable', 'error'] a
 export type RegistrationOutcome = (typeof REGISTRATION_OUTCOMES)[number];
 
 /** OK: registered; UNAVAILABLE: the store failed (the agent retries); INTERNAL: a contained throw; anything else: refused. */
-export function registrationOutcome(code: grpc.status | undefined): RegistrationOutcome {
+export function registrationOutcome(code: number | undefined): RegistrationOutcome {
   if (code === undefined || code === grpc.status.OK) return 'ok';
   if (code === grpc.status.UNAVAILABLE) return 'unavailable';
   if (code === grpc.status.INTERNAL) return 'error';
@@ -148,9 +149,9 @@ export class MonitorMetrics {
   }
 
   /** Wrap the Register handler: count each answer by outcome (put it outside containUnary, to see its INTERNAL answers). */
-  countRegistrations<Req, Res>(handler: grpc.handleUnaryCall<Req, Res>): grpc.handleUnaryCall<Req, Res> {
+  countRegistrations<Req, Res>(handler: UnaryHandler<Req, Res>): UnaryHandler<Req, Res> {
     return (call, callback) => handler(call, (err, value) => {
-      this.registrations[registrationOutcome(err?.code ?? undefined)].inc();
+      this.registrations[registrationOutcome(err?.code)].inc();
       callback(err, value);
     });
   }

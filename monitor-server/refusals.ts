@@ -30,6 +30,14 @@ export const REFUSAL_REASONS = [
   'deregisterUnknown',
   /** HTTP request the parser or the router refused (400, 404, 405). */
   'httpBadRequest',
+  /** A TLS handshake failed (no or untrusted client certificate, not TLS, too slow). */
+  'tlsHandshake',
+  /** A request that is not gRPC the server speaks: not POST, not application/grpc, unknown method, compressed, malformed framing, past its deadline. */
+  'grpcProtocol',
+  /** A message over MONITOR_MAX_MESSAGE_BYTES (RESOURCE_EXHAUSTED before it is buffered). */
+  'messageTooLarge',
+  /** A connection closed by the server: its keepalive PING went unanswered, or it held no call for 2 minutes. */
+  'connectionClosed',
   /** A handler threw: answered INTERNAL / 500 and contained. */
   'internalError',
 ] as const;

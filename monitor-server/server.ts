@@ -4,7 +4,8 @@ import type { MonitorServerConfig } from '../config/monitor-server.js';
 import { ID_PATTERN } from '../config/shared.js';
 import type { Clock } from '../lib/clock.js';
 import type { Logger } from '../lib/logger.js';
-import { SESSION_METADATA_KEY, monitorProto, type Heartbeat__Output, type MonitorHandlers } from '../lib/proto.js';
+import { GrpcServer, type DuplexHandler, type ServerRefusal, type UnaryHandler } from '../lib/grpc-server.js';
+import { SESSION_METADATA_KEY, monitorProto, type Heartbeat__Output, type HeartbeatAck } from '../lib/proto.js';
 import { loadCertificates } from '../lib/tls.js';
 import { version } from '../lib/version.js';
 import { ComponentStore } from '../store/components.js';
@@ -28,9 +29,27 @@ import { MonitorMetrics } from './metrics.js';
 import { ThrottledLog, newRefusalCounts, type RefusalCounts, type RefusalReason } from './refusals.js';
 import { SessionTable, type HeartbeatCall, type Session } from './sessions.js';
 import { StatusCache } from './status-cache.js';
+import { MONITOR_GRPC_LIMITS } from './grpc-limits.js';
 import { ServerTls, type ServerTlsSummary } from './tls.js';
+import type { DeregisterRequest__Output } from '../proto/gen/monitor/v1/DeregisterRequest.js';
+import type { DeregisterResponse } from '../proto/gen/monitor/v1/DeregisterResponse.js';
+import type { RegisterRequest__Output } from '../proto/gen/monitor/v1/RegisterRequest.js';
+import type { RegisterResponse } from '../proto/gen/monitor/v1/RegisterResponse.js';
 
 export { MAX_CLOCK_SKEW_MS, MAX_SEQ } from './heartbeat-validation.js';
+
+/** The Monitor service's handlers, as lib/grpc-server.ts calls them. */
+type MonitorHandlers = {
+  readonly Register: UnaryHandler<RegisterRequest__Output, RegisterResponse>;
+  readonly Heartbeats: DuplexHandler<Heartbeat__Output, HeartbeatAck>;
+  readonly Deregister: UnaryHandler<DeregisterRequest__Output, DeregisterResponse>;
+};
+
+/** How the gRPC listener's own refusals are counted (refusals.ts). */
+const TRANSPORT_REFUSALS: Record<ServerRefusal, RefusalReason> = {
+  tls: 'tlsHandshake', protocol: 'grpcProtocol', unimplemented: 'grpcProtocol', badMessage: 'grpcProtocol', deadline: 'grpcProtocol',
+  tooLarge: 'messageTooLarge', keepalive: 'connectionClosed', idle: 'connectionClosed',
+};
 /** How often the monitor server writes its own heartbeat to the store. */
 export const COMPONENT_BEAT_MS = 1_000;
 /** Old raw samples and rollups are pruned every PRUNE_EVERY_MS in chunks, within a time budget per run (TelemetryStore.pruneExpired). */
@@ -119,7 +138,7 @@ export class MonitorServer {
   /** AWS certificates for identity documents (MONITOR_EC2_IDENTITY_CERTS), read at start. */
   private iidCerts: readonly X509Certificate[] = [];
   private tls: ServerTls | undefined;
-  private grpcServer: grpc.Server | undefined;
+  private grpcServer: GrpcServer | undefined;
   private http: HttpHandle | undefined;
   private api: MountedApi | undefined;
   private info: Record<string, unknown> = {};
@@ -161,18 +180,19 @@ export class MonitorServer {
     // Created now if the controller has not yet: a launch token never waits for the first Register.
     if (this.cfg.requireLaunchToken) this.secrets.launchToken('-');
     this.seedDetector();
-    const server = new grpc.Server({
-      'grpc.max_receive_message_length': this.cfg.maxMessageBytes,
-      'grpc.max_send_message_length': this.cfg.maxMessageBytes,
-      'grpc.keepalive_time_ms': 10_000,
-      'grpc.keepalive_timeout_ms': 5_000,
-      'grpc.http2.min_ping_interval_without_data_ms': 5_000,
-      'grpc.keepalive_permit_without_calls': 1,
+    const server = new GrpcServer({
+      maxReceiveMessageBytes: this.cfg.maxMessageBytes,
+      maxSendMessageBytes: this.cfg.maxMessageBytes,
+      ...MONITOR_GRPC_LIMITS,
+      onError: (where, err) => {
+        this.contain.onError();
+        this.refusedLog.warn(`internal:grpc:${where}`, this.clock.now(), { err, where }, 'handler failed; contained');
+      },
+      onRefused: (reason, detail) => this.refuse(TRANSPORT_REFUSALS[reason], `transport:${reason}`, this.clock.now(), { reason, detail }, 'connection or call refused'),
     });
     server.addService(this.service(), this.handlers());
-    const grpcPort = await new Promise<number>((resolve, reject) => {
-      server.bindAsync(`${this.cfg.grpcHost}:${this.cfg.grpcPort}`, this.tls?.credentials() ?? grpc.ServerCredentials.createInsecure(), (err, port) =>
-        err ? reject(new Error(`cannot listen for gRPC on ${this.cfg.grpcHost}:${this.cfg.grpcPort}: ${err.message}`, { cause: err })) : resolve(port));
+    const grpcPort = await server.listen(this.cfg.grpcHost, this.cfg.grpcPort, this.tls?.nodeOptions()).catch((err: unknown) => {
+      throw new Error(`cannot listen for gRPC on ${this.cfg.grpcHost}:${this.cfg.grpcPort}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
     });
     this.grpcServer = server;
     try {
@@ -223,6 +243,7 @@ export class MonitorServer {
     }
     if (this.tls === undefined) return;
     const summary: ServerTlsSummary = this.tls.reload();
+    this.grpcServer?.reloadTls(this.tls.nodeOptions());
     this.log.info({ tls: summary }, 'TLS certificates reloaded');
   }
 
@@ -345,24 +366,24 @@ export class MonitorServer {
       Heartbeats: (call: HeartbeatCall) => {
         const caller = this.authenticate(call, 'Heartbeats');
         if ('code' in caller) {
-          call.emit('error', caller);
+          call.fail(caller);
           return;
         }
         const sessionId = String(call.metadata.get(SESSION_METADATA_KEY)[0] ?? '');
         const session = this.sessions.get(sessionId);
         if (session === undefined) {
           this.refused.unknownSession++;
-          call.emit('error', { code: grpc.status.FAILED_PRECONDITION, details: 'unknown session; register again' });
+          call.fail({ code: grpc.status.FAILED_PRECONDITION, details: 'unknown session; register again' });
           return;
         }
         if (session.certFingerprint !== caller.certFingerprint) {
           this.refuse('sessionForbidden', 'session-forbidden', this.clock.now(), { instanceId: session.instanceId }, 'stream refused: not the certificate that registered the session');
-          call.emit('error', { code: grpc.status.PERMISSION_DENIED, details: 'this session was registered with another client certificate' });
+          call.fail({ code: grpc.status.PERMISSION_DENIED, details: 'this session was registered with another client certificate' });
           return;
         }
         if (session.call !== undefined) {
           this.refused.duplicateStream++;
-          call.emit('error', { code: grpc.status.ALREADY_EXISTS, details: 'this session already has a heartbeat stream' });
+          call.fail({ code: grpc.status.ALREADY_EXISTS, details: 'this session already has a heartbeat stream' });
           return;
         }
         session.call = call;
@@ -379,7 +400,6 @@ export class MonitorServer {
         });
         call.on('cancelled', closed);
         call.on('close', closed);
-        call.on('error', closed);
       },
 
       Deregister: containUnary(this.contain, 'Deregister', (call, callback) => {
@@ -655,7 +675,7 @@ export class MonitorServer {
     const call = s.call;
     s.call = undefined;
     s.acks = undefined;
-    call?.emit('error', status);
+    call?.fail(status);
     if (current && disconnected) this.persist(this.detector.disconnected(s.instanceId));
   }
 
@@ -670,7 +690,7 @@ export class MonitorServer {
     if (server !== undefined) {
       await new Promise<void>((resolve) => {
         const force = setTimeout(() => { server.forceShutdown(); resolve(); }, 2_000);
-        server.tryShutdown(() => { clearTimeout(force); resolve(); });
+        void server.shutdown().then(() => { clearTimeout(force); resolve(); });
       });
     }
     try {

@@ -1,8 +1,8 @@
-import type * as grpc from '@grpc/grpc-js';
+import type { DuplexCall } from '../lib/grpc-server.js';
 import type { Heartbeat__Output, HeartbeatAck } from '../lib/proto.js';
 import { AckSender } from './acks.js';
 
-export type HeartbeatCall = grpc.ServerDuplexStream<Heartbeat__Output, HeartbeatAck>;
+export type HeartbeatCall = DuplexCall<Heartbeat__Output, HeartbeatAck>;
 
 /** One Register: the id the agent sends on its stream, and what its stream has handled. */
 export interface Session {

@@ -1,5 +1,6 @@
 import * as grpc from '@grpc/grpc-js';
 import { ConfigError } from '../config/shared.js';
+import type { ServerTlsOptions } from '../lib/grpc-server.js';
 import { loadCertificates, loadKeyPair, problemsOf, type CertificateFile, type KeyPair } from '../lib/tls.js';
 
 type CaListener = grpc.experimental.CaCertificateUpdateListener;
@@ -78,11 +79,23 @@ export interface ServerTlsSummary {
 export class ServerTls {
   private readonly provider: SwappableCertificates;
   private current: ServerTlsSummary;
+  private material: { ca: Buffer | undefined; identity: { cert: Buffer; key: Buffer } };
 
   constructor(private readonly files: ServerTlsFiles, private readonly now: () => number) {
     const loaded = this.load();
     this.provider = new SwappableCertificates(loaded.ca, loaded.identity);
     this.current = loaded.summary;
+    this.material = loaded;
+  }
+
+  /**
+   * The same files as node:tls options (for lib/grpc-server.ts): with a client CA, a client
+   * without a certificate it signed fails the handshake.
+   */
+  nodeOptions(): ServerTlsOptions {
+    const { ca, identity } = this.material;
+    const mutual = ca !== undefined;
+    return { key: identity.key, cert: identity.cert, ...(mutual ? { ca } : {}), requestCert: mutual, rejectUnauthorized: mutual };
   }
 
   get summary(): ServerTlsSummary {
@@ -103,6 +116,7 @@ export class ServerTls {
     const loaded = this.load();
     this.provider.set(loaded.ca, loaded.identity);
     this.current = loaded.summary;
+    this.material = loaded;
     return loaded.summary;
   }
 
