@@ -91,6 +91,13 @@ class Counting {
 
 const UNKNOWN_SESSION = { code: grpc.status.FAILED_PRECONDITION, details: 'unknown session' };
 
+/** The same files as grpc-js server credentials; with a client CA, mutual (a certificate is required). */
+function grpcJsCredentials(tls: ServerTls | undefined): grpc.ServerCredentials {
+  if (tls === undefined) return grpc.ServerCredentials.createInsecure();
+  const o = tls.nodeOptions();
+  return grpc.ServerCredentials.createSsl(o.ca ?? null, [{ private_key: o.key, cert_chain: o.cert }], o.requestCert);
+}
+
 async function listenGrpcJs(core: Counting, tls: ServerTls | undefined, port: number): Promise<number> {
   const handlers: MonitorHandlers = {
     Register: (call, callback) => callback(null, core.register(call.request.instance_id)),
@@ -122,7 +129,7 @@ async function listenGrpcJs(core: Counting, tls: ServerTls | undefined, port: nu
   });
   server.addService(monitorProto().monitor.v1.Monitor.service, handlers);
   return new Promise((resolve, reject) => {
-    server.bindAsync(`127.0.0.1:${port}`, tls?.credentials() ?? grpc.ServerCredentials.createInsecure(), (err, bound) => (err ? reject(err) : resolve(bound)));
+    server.bindAsync(`127.0.0.1:${port}`, grpcJsCredentials(tls), (err, bound) => (err ? reject(err) : resolve(bound)));
   });
 }
 

@@ -23,7 +23,7 @@
 import { EventEmitter } from 'node:events';
 import * as http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
-import type { PeerCertificate, SecureContextOptions, TLSSocket } from 'node:tls';
+import type { PeerCertificate, TLSSocket } from 'node:tls';
 import { Metadata, status as Status, type ServiceDefinition } from '@grpc/grpc-js';
 
 /** A gRPC status to end a call with. `code` is one of grpc-js's `status` values. */
@@ -83,8 +83,14 @@ export interface GrpcServerOptions {
   readonly onRefused?: (reason: ServerRefusal, detail: string) => void;
 }
 
-/** TLS for the listener: node:tls options (key, cert, ca, requestCert, rejectUnauthorized). */
-export type ServerTlsOptions = Pick<SecureContextOptions, 'key' | 'cert' | 'ca'> & { readonly requestCert: boolean; readonly rejectUnauthorized: boolean };
+/** TLS for the listener, as node:tls takes it: PEM key, certificate chain and (mutual TLS) client CA bundle. */
+export interface ServerTlsOptions {
+  readonly key: Buffer;
+  readonly cert: Buffer;
+  readonly ca?: Buffer;
+  readonly requestCert: boolean;
+  readonly rejectUnauthorized: boolean;
+}
 
 const HEADER_BYTES = 5;
 /** Messages a call buffers before write() says wait (grpc-js's object-mode high-water mark, 16). */
@@ -358,7 +364,8 @@ abstract class BaseCall extends EventEmitter implements CallContext {
 }
 
 /**
- * A bidirectional-streaming call. Events: 'data' (a request message), 'end' (the client
+ * A bidirectional-streaming call. Events: 'data' (a request message and its size on the wire,
+ * bytes), 'end' (the client
  * half-closed), 'cancelled', 'close' (the call is over), 'drain' (writes may go on). There is no
  * 'error' event: a failed call is 'cancelled' then 'close'.
  */
@@ -415,9 +422,9 @@ export class DuplexCall<Req, Res> extends BaseCall {
     this.stream.resume();
   }
 
-  override on(event: 'data', listener: (message: Req) => void): this;
+  override on(event: 'data', listener: (message: Req, bytes: number) => void): this;
   override on(event: 'end' | 'cancelled' | 'close' | 'drain', listener: () => void): this;
-  override on(event: string, listener: (message: Req) => void): this {
+  override on(event: string, listener: (message: Req, bytes: number) => void): this {
     return super.on(event, listener);
   }
 }
@@ -654,7 +661,7 @@ export class GrpcServer {
           return;
         }
         try {
-          call.emit('data', message);
+          call.emit('data', message, buf.length);
         } catch (err) {
           this.opts.onError(`${method.name}:data`, err);
           call.fail({ code: Status.INTERNAL, details: 'internal error' });

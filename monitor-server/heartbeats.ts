@@ -46,8 +46,6 @@ export interface PipelineDeps {
 export class HeartbeatPipeline {
   /** Highest seq accepted per instance (queued or stored), to drop replays cheaply. */
   readonly acceptedSeq = new Map<string, number>();
-  /** Serialized size of each heartbeat, recorded by the deserializer (see `recordSize`). */
-  private readonly sizes = new WeakMap<object, number>();
   private readonly limiter: RateLimiter;
   private flushScheduled = false;
   /** True while streams are paused because the queue is full. */
@@ -64,11 +62,6 @@ export class HeartbeatPipeline {
     this.limiter = new RateLimiter(d.cfg.maxHeartbeatsPerSec, d.cfg.heartbeatBurst);
   }
 
-  /** The deserializer calls this with each heartbeat and its wire size, for the per-message limit. */
-  recordSize(hb: object, bytes: number): void {
-    this.sizes.set(hb, bytes);
-  }
-
   /** A new stream: paused at once if ingest is. */
   attach(call: HeartbeatCall): void {
     if (this.paused) call.pause();
@@ -79,7 +72,8 @@ export class HeartbeatPipeline {
     this.limiter.prune(now);
   }
 
-  onHeartbeat(session: Session, hb: Heartbeat__Output): void {
+  /** One heartbeat read from `session`'s stream; `bytes`: its serialized size, for the per-message limit. */
+  onHeartbeat(session: Session, hb: Heartbeat__Output, bytes: number): void {
     this.received++;
     const { cfg, ingest } = this.d;
     if (session.call === undefined) return; // ended by the server; late messages are ignored
@@ -92,7 +86,7 @@ export class HeartbeatPipeline {
       return;
     }
     const accepted = this.acceptedSeq.get(id) ?? 0;
-    const v = checkHeartbeat(hb, { now, acceptedSeq: accepted, maxSeqAhead: cfg.maxSeqAhead, bytes: this.sizes.get(hb), maxBytes: cfg.maxHeartbeatBytes });
+    const v = checkHeartbeat(hb, { now, acceptedSeq: accepted, maxSeqAhead: cfg.maxSeqAhead, bytes, maxBytes: cfg.maxHeartbeatBytes });
     if (!v.ok) {
       // Refused for its content: acked as refused (resending would not make it valid). Refused
       // for its seq: not covered by the ack at all. Neither is a sign of life.

@@ -190,7 +190,7 @@ export class MonitorServer {
       },
       onRefused: (reason, detail) => this.refuse(TRANSPORT_REFUSALS[reason], `transport:${reason}`, this.clock.now(), { reason, detail }, 'connection or call refused'),
     });
-    server.addService(this.service(), this.handlers());
+    server.addService(monitorProto().monitor.v1.Monitor.service, this.handlers());
     const grpcPort = await server.listen(this.cfg.grpcHost, this.cfg.grpcPort, this.tls?.nodeOptions()).catch((err: unknown) => {
       throw new Error(`cannot listen for gRPC on ${this.cfg.grpcHost}:${this.cfg.grpcPort}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
     });
@@ -268,23 +268,6 @@ export class MonitorServer {
       this.detector.watch(i.id, i.groupId, seen, state, false);
       if (i.seq > 0) this.pipeline.acceptedSeq.set(i.id, i.seq);
     }
-  }
-
-  /** The Monitor service, with each heartbeat's serialized size recorded for the per-message limit. */
-  private service(): grpc.ServiceDefinition {
-    const def = monitorProto().monitor.v1.Monitor.service;
-    const hb = def.Heartbeats;
-    return {
-      ...def,
-      Heartbeats: {
-        ...hb,
-        requestDeserialize: (buf: Buffer): Heartbeat__Output => {
-          const m = hb.requestDeserialize(buf);
-          this.pipeline.recordSize(m, buf.length);
-          return m;
-        },
-      },
-    };
   }
 
   private handlers(): MonitorHandlers {
@@ -389,7 +372,7 @@ export class MonitorServer {
         session.call = call;
         session.acks = new AckSender(call, () => { this.counters.acksCoalesced++; });
         const internal = () => this.endSession(session, { code: grpc.status.INTERNAL, details: 'internal error' }, true);
-        call.on('data', containListener(this.contain, 'heartbeat', (hb: Heartbeat__Output) => this.pipeline.onHeartbeat(session, hb), internal));
+        call.on('data', containListener(this.contain, 'heartbeat', (hb: Heartbeat__Output, bytes: number) => this.pipeline.onHeartbeat(session, hb, bytes), internal));
         this.pipeline.attach(call);
         call.on('end', () => call.end());
         const closed = containListener(this.contain, 'stream-closed', () => {
