@@ -222,39 +222,62 @@ export function validateDocument(document: unknown, what?: string): { readonly k
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
-/** The admin contract on the store. Build one per actor; stores are prepared once. */
-export class LocalAdmin implements Admin {
-  private readonly groupStore: GroupStore;
-  private readonly instanceStore: InstanceStore;
-  private readonly policyState: PolicyStateStore;
-  private readonly simLoad: SimLoadStore;
-  private readonly timeline: TimelineReader;
-  private readonly statusReader: StatusReader;
-  private readonly historyReader: HistoryReader;
+/**
+ * The prepared stores of one database, shared by every LocalAdmin on it (one per actor): their
+ * statements are prepared once, whatever the number of actors.
+ */
+export class AdminStores {
+  /** Groups, their documents, overrides and change events. */
+  readonly groups: GroupStore;
+  /** Instances and their latest samples. */
+  readonly instances: InstanceStore;
+  /** The policies' saved state (the last forecast). */
+  readonly policyState: PolicyStateStore;
+  /** Simulated demand profiles (demo mode). */
+  readonly simLoad: SimLoadStore;
+  /** Decisions, launches/terminations and changes, paged by cursor. */
+  readonly timeline: TimelineReader;
+  /** The status report (`autoscaler status`, GET /api/v1/status). */
+  readonly status: StatusReader;
+  /** Per-group metric history in buckets. */
+  readonly history: HistoryReader;
+  /** The database file (`autoscaler simulate --from-db` opens it in a child process). */
+  readonly dbPath: string;
 
-  private readonly dbPath: string;
-
-  constructor(
-    db: Db,
-    /** Who acts, as the event log shows it: the OS user for the CLI, `api:<token name>` for the API. */
-    private readonly actor: string,
-    private readonly now: () => number,
-  ) {
-    this.groupStore = new GroupStore(db);
-    this.instanceStore = new InstanceStore(db);
+  constructor(db: Db) {
+    this.groups = new GroupStore(db);
+    this.instances = new InstanceStore(db);
     this.policyState = new PolicyStateStore(db);
     this.simLoad = new SimLoadStore(db);
     this.timeline = new TimelineReader(db);
-    this.statusReader = new StatusReader(db);
-    this.historyReader = new HistoryReader(db);
+    this.status = new StatusReader(db);
+    this.history = new HistoryReader(db);
     this.dbPath = db.name;
   }
+}
 
-  /** The same stores, another actor (one per API token). */
+/** The admin contract on the store. Build one per actor; stores are prepared once. */
+export class LocalAdmin implements Admin {
+  private readonly stores: AdminStores;
+
+  /**
+   * @param source the database (its stores are prepared here), or the stores another LocalAdmin
+   *   already prepared on it.
+   * @param actor who acts, as the event log shows it: the OS user for the CLI, `api:<token name>`
+   *   for the API.
+   * @param now the clock, epoch ms.
+   */
+  constructor(
+    source: Db | AdminStores,
+    private readonly actor: string,
+    private readonly now: () => number,
+  ) {
+    this.stores = source instanceof AdminStores ? source : new AdminStores(source);
+  }
+
+  /** The same stores and clock, another actor (one per API token). */
   as(actor: string): LocalAdmin {
-    const twin = Object.create(LocalAdmin.prototype) as LocalAdmin;
-    Object.assign(twin, this, { actor });
-    return twin;
+    return new LocalAdmin(this.stores, actor, this.now);
   }
 
   /** The group, or the not_found AdminError every surface gives for an unknown group. */
@@ -263,18 +286,18 @@ export class LocalAdmin implements Admin {
   }
 
   private mustGet(id: string): GroupRow {
-    const g = this.groupStore.get(id);
+    const g = this.stores.groups.get(id);
     if (g === undefined) throw new AdminError('not_found', `no group "${id}" (autoscaler group list shows them; autoscaler group apply FILE creates one)`);
     return g;
   }
 
   async status(q: { group?: string; decisions: number }): Promise<StatusReport> {
     if (q.group !== undefined) this.mustGet(q.group);
-    return this.statusReader.report(this.now(), { groupId: q.group, decisions: q.decisions });
+    return this.stores.status.report(this.now(), { groupId: q.group, decisions: q.decisions });
   }
 
   async groups(): Promise<readonly GroupRow[]> {
-    return this.groupStore.list();
+    return this.stores.groups.list();
   }
 
   async group(id: string): Promise<GroupDetail> {
@@ -283,7 +306,7 @@ export class LocalAdmin implements Admin {
     return {
       group: g,
       document: { id: g.id, minSize: g.minSize, maxSize: g.maxSize, policy: g.policy },
-      forecast: this.policyState.get(id)?.forecast ?? null,
+      forecast: this.stores.policyState.get(id)?.forecast ?? null,
       schedules: g.policy.schedules.map((s) => {
         const open = openWindows([s], now)[0];
         const next = open === undefined ? nextWindow(s, now) : undefined;
@@ -303,7 +326,7 @@ export class LocalAdmin implements Admin {
     }
     const now = this.now();
     return docs.map((d) => {
-      const r = this.groupStore.apply(d, this.actor, now);
+      const r = this.stores.groups.apply(d, this.actor, now);
       return { id: d.id, created: r.created, revision: r.row.revision, changes: r.changes };
     });
   }
@@ -319,7 +342,7 @@ export class LocalAdmin implements Admin {
     }
     const valid = validGroup(doc, `group ${id}`);
     if (valid.id !== id) throw new AdminError('invalid', 'the group id cannot change', [{ path: 'id', message: `must stay "${id}"` }]);
-    const r = this.groupStore.apply(valid, this.actor, this.now());
+    const r = this.stores.groups.apply(valid, this.actor, this.now());
     return { id, created: false, revision: r.row.revision, changes: r.changes };
   }
 
@@ -329,7 +352,7 @@ export class LocalAdmin implements Admin {
 
   async history(id: string, limit: number): Promise<readonly GroupEventRow[]> {
     this.mustGet(id);
-    return this.groupStore.events(id, limit);
+    return this.stores.groups.events(id, limit);
   }
 
   async scale(id: string, capacity: { readonly desired: number; readonly forMs?: number } | null): Promise<GroupRow> {
@@ -345,20 +368,20 @@ export class LocalAdmin implements Admin {
       }
     }
     const now = this.now();
-    this.groupStore.setOverride(id, capacity === null ? undefined : { desired: capacity.desired, until: capacity.forMs === undefined ? null : now + capacity.forMs }, now, this.actor);
+    this.stores.groups.setOverride(id, capacity === null ? undefined : { desired: capacity.desired, until: capacity.forMs === undefined ? null : now + capacity.forMs }, now, this.actor);
     return this.mustGet(id);
   }
 
   async setPaused(id: string, paused: boolean, reason = ''): Promise<GroupRow> {
     this.mustGet(id);
     if (reason.length > 500) throw new AdminError('invalid', 'reason is longer than 500 characters', [{ path: 'reason', message: 'at most 500 characters' }]);
-    this.groupStore.setPaused(id, paused, this.now(), this.actor, reason);
+    this.stores.groups.setPaused(id, paused, this.now(), this.actor, reason);
     return this.mustGet(id);
   }
 
   async setDryRun(id: string, on: boolean): Promise<GroupRow> {
     this.mustGet(id);
-    this.groupStore.setDryRun(id, on, this.now(), this.actor);
+    this.stores.groups.setDryRun(id, on, this.now(), this.actor);
     return this.mustGet(id);
   }
 
@@ -366,8 +389,8 @@ export class LocalAdmin implements Admin {
     if (q.state !== undefined && !(INSTANCE_STATES as readonly string[]).includes(q.state)) {
       throw new AdminError('invalid', `state must be one of ${INSTANCE_STATES.join(', ')}`, [{ path: 'state', message: `must be one of ${INSTANCE_STATES.join(', ')}` }]);
     }
-    const groups = q.group !== undefined ? [this.mustGet(q.group).id] : this.groupStore.list().map((g) => g.id);
-    const rows = groups.flatMap((g) => this.instanceStore.listGroup(g));
+    const groups = q.group !== undefined ? [this.mustGet(q.group).id] : this.stores.groups.list().map((g) => g.id);
+    const rows = groups.flatMap((g) => this.stores.instances.listGroup(g));
     return q.state === undefined ? rows : rows.filter((r) => r.state === q.state);
   }
 
@@ -382,18 +405,18 @@ export class LocalAdmin implements Admin {
     if (q.after !== undefined) {
       const cursor = parseCursor(q.after);
       if (cursor === undefined) throw new AdminError('invalid', `after must be a cursor from an earlier page (D.A.C), got "${q.after.slice(0, 40)}"`, [{ path: 'after', message: 'not a cursor' }]);
-      page = this.timeline.after(cursor, opts);
+      page = this.stores.timeline.after(cursor, opts);
     } else if (q.since !== undefined) {
       if (!Number.isSafeInteger(q.since) || q.since < 0) throw new AdminError('invalid', 'since must be a time (epoch ms or ISO 8601)', [{ path: 'since', message: 'not a time' }]);
-      page = this.timeline.since(q.since, opts);
+      page = this.stores.timeline.since(q.since, opts);
     } else {
-      page = this.timeline.latest(opts);
+      page = this.stores.timeline.latest(opts);
     }
     return { events: page.entries, next: formatCursor(page.cursor) };
   }
 
   private loadView(id: string): LoadView | null {
-    const row = this.simLoad.get(id);
+    const row = this.stores.simLoad.get(id);
     return row === undefined ? null : { groupId: id, profile: formatProfile(row.profile), startedAt: row.startedAt, demand: demandAt(row.profile, this.now() - row.startedAt) };
   }
 
@@ -411,13 +434,13 @@ export class LocalAdmin implements Admin {
       throw err;
     }
     this.mustGet(id);
-    this.simLoad.set(id, profile, this.now());
+    this.stores.simLoad.set(id, profile, this.now());
     return this.loadView(id) as LoadView;
   }
 
   async clearLoad(id: string): Promise<boolean> {
     this.mustGet(id);
-    return this.simLoad.clear(id);
+    return this.stores.simLoad.clear(id);
   }
 
   async metrics(id: string, q: HistoryQuery): Promise<GroupHistory> {
@@ -429,8 +452,8 @@ export class LocalAdmin implements Admin {
       throw new AdminError('invalid', 'step must be from 1 s to 1 h', [{ path: 'step', message: 'from 1000 to 3600000 ms' }]);
     }
     const now = this.now();
-    const load = this.simLoad.get(id);
-    return this.historyReader.group(g, { from: now - q.windowMs, to: now, stepMs: q.stepMs, load });
+    const load = this.stores.simLoad.get(id);
+    return this.stores.history.group(g, { from: now - q.windowMs, to: now, stepMs: q.stepMs, load });
   }
 
   /**
@@ -445,7 +468,7 @@ export class LocalAdmin implements Admin {
     try {
       const policyFile = join(dir, 'group.json');
       writeFileSync(policyFile, JSON.stringify({ id: g.id, minSize: g.minSize, maxSize: g.maxSize, policy: g.policy }));
-      const source = q.trace === 'recorded' ? ['--from-db', id, '--db', this.dbPath] : ['--trace', q.trace];
+      const source = q.trace === 'recorded' ? ['--from-db', id, '--db', this.stores.dbPath] : ['--trace', q.trace];
       const args = [cliEntry(), 'simulate', ...source, '--policy', policyFile, '--boot', `${q.bootS}s`, '--compare', q.compare.length === 0 ? 'none' : q.compare.join(','), '--json'];
       const r = await new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
         execFile(process.execPath, args, { timeout: SIMULATE_TIMEOUT_MS, maxBuffer: 16 * 1024 * 1024, env: { ...process.env, LOG_LEVEL: 'warn' } }, (error, stdout, stderr) => {

@@ -13,6 +13,9 @@ import { ProfileSpecError, parseDuration } from '../sim/profile.js';
 import type { GroupRow } from '../store/groups.js';
 import { clean, table } from './format.js';
 
+/** The most instances `scale --desired` accepts. */
+const MAX_DESIRED = 10_000;
+
 /** Errors an operator can fix; printed without a stack, exit 2. */
 export class UsageError extends Error {
   override name = 'UsageError';
@@ -195,7 +198,7 @@ export function addGroupCommands(program: Command, access: AdminAccess): void {
     .option('--clear', 'give the group back to its policies'))
     .action(async (id: string, opts: Where & { desired?: string; for?: string; clear?: boolean }) => {
       if (opts.clear === (opts.desired !== undefined)) throw new UsageError('give --desired N (optionally --for 30m), or --clear');
-      const desired = opts.desired === undefined ? undefined : count(opts.desired, '--desired');
+      const desired = opts.desired === undefined ? undefined : wholeNumber(opts.desired, '--desired', { min: 0, max: MAX_DESIRED });
       let forMs: number | undefined;
       if (opts.for !== undefined) {
         try {
@@ -300,17 +303,27 @@ type GroupInstanceState = NonNullable<Parameters<Admin['instances']>[0]['state']
 /** The group rows a test or a caller may want to print. */
 export type { GroupRow };
 
-function count(text: string, what: string): number {
+/** Bounds of a whole-number option, inclusive. */
+export interface WholeNumberBounds {
+  /** The smallest value accepted. */
+  readonly min: number;
+  /** The largest value accepted; default Number.MAX_SAFE_INTEGER, shown as "any" in the refusal. */
+  readonly max?: number;
+}
+
+/**
+ * A whole-number option from `min` to `max` (digits only, a safe integer); anything else is
+ * refused with a UsageError naming the option, the range and the text (never a silent default).
+ */
+export function wholeNumber(text: string, what: string, { min, max = Number.MAX_SAFE_INTEGER }: WholeNumberBounds): number {
   const n = Number(text);
-  if (!/^\d+$/.test(text.trim()) || !Number.isSafeInteger(n) || n > 10_000) throw new UsageError(`${what} must be a whole number from 0 to 10000 (got "${text}")`);
+  if (!/^\d+$/.test(text.trim()) || !Number.isSafeInteger(n) || n < min || n > max) {
+    throw new UsageError(`${what} must be a whole number from ${min} to ${max === Number.MAX_SAFE_INTEGER ? 'any' : max} (got "${text}")`);
+  }
   return n;
 }
 
-/** A positive whole number option, at most `max`; refused otherwise (never a silent default). */
+/** A positive whole number option, at most `max` (default: any safe integer); see wholeNumber(). */
 export function positive(text: string, what: string, max = Number.MAX_SAFE_INTEGER): number {
-  const n = Number(text);
-  if (!/^\d+$/.test(text.trim()) || n < 1 || !Number.isSafeInteger(n) || n > max) {
-    throw new UsageError(`${what} must be a whole number from 1 to ${max === Number.MAX_SAFE_INTEGER ? 'any' : max} (got "${text}")`);
-  }
-  return n;
+  return wholeNumber(text, what, { min: 1, max });
 }

@@ -3,7 +3,8 @@ import { Command } from 'commander';
 import { config as loadDotenv } from 'dotenv';
 import { existsSync } from 'node:fs';
 import { ConfigError, DEFAULT_DB_PATH, type ConfigSources } from '../config/shared.js';
-import { createLogger, type Logger } from '../lib/logger.js';
+import { createLogger } from '../lib/logger.js';
+import { serve, type ServeOptions } from '../lib/serve.js';
 import { version } from '../lib/version.js';
 import { StoreError } from '../store/errors.js';
 import { addGroupCommands, positive, UsageError } from './groups.js';
@@ -18,51 +19,11 @@ const EXIT_CONFIG = 78;
 const EXIT_USAGE = 2;
 
 
+/** How serve() ends the process: this file and agent/cli/main.ts are the only ones that exit. */
+const SERVE: ServeOptions = { exit: (code) => process.exit(code) };
+
 function sources(opts: { config?: string }, overrides: Record<string, string> = {}): ConfigSources {
   return { env: { ...process.env, ...overrides }, file: opts.config ?? process.env.AUTOSCALER_CONFIG };
-}
-
-/** A running daemon: how to stop it, and how to reload its TLS files if it has any. */
-interface Served {
-  close(): Promise<void>;
-  reloadTls?: (() => Promise<void>) | undefined;
-}
-
-/**
- * Run a daemon until SIGINT/SIGTERM: the first signal closes it gracefully, a second one exits at
- * once. This is the only place that owns signals and exits.
- */
-async function serve(log: Logger, start: () => Promise<Served> | Served, done?: Promise<void>): Promise<void> {
-  const handle = await start();
-  // SIGHUP reloads TLS files where the daemon has them (certificate rotation); it never ends the process.
-  process.on('SIGHUP', () => {
-    if (handle.reloadTls === undefined) return log.info({ signal: 'SIGHUP' }, 'nothing to reload');
-    void handle.reloadTls().catch((err: unknown) => log.error({ err }, 'TLS reload failed; keeping the previous files'));
-  });
-  let closing = false;
-  const shutdown = async (signal: string) => {
-    if (closing) {
-      log.warn({ signal }, 'second signal: exiting now');
-      process.exit(1);
-    }
-    closing = true;
-    log.info({ signal }, 'shutting down');
-    try {
-      await handle.close();
-    } catch (err) {
-      log.error({ err }, 'shutdown failed');
-      process.exitCode = 1;
-    }
-    log.flush();
-    process.exit();
-  };
-  process.on('SIGINT', () => void shutdown('SIGINT'));
-  process.on('SIGTERM', () => void shutdown('SIGTERM'));
-  if (done !== undefined) {
-    await done;
-    log.flush();
-    process.exit();
-  }
 }
 
 /** Commander: a repeatable option. */
@@ -125,7 +86,7 @@ export function buildProgram(): Command {
       }));
       const log = createLogger({ level: cfg.logLevel, process: 'agent' });
       const agent = runAgent(cfg, log);
-      await serve(log, () => ({ close: () => agent.stop('signal'), reloadTls: () => agent.reloadTls() }), agent.done);
+      await serve(log, { close: () => agent.stop('signal'), reloadTls: () => agent.reloadTls(), done: agent.done }, SERVE);
     });
 
   program
@@ -137,7 +98,7 @@ export function buildProgram(): Command {
       const { runMonitorServer } = await import('../monitor-server/main.js');
       const cfg = loadMonitorServerConfig(sources(opts));
       const log = createLogger({ level: cfg.logLevel, process: 'monitor-server' });
-      await serve(log, () => runMonitorServer(cfg, log));
+      await serve(log, await runMonitorServer(cfg, log), SERVE);
     });
 
   program
@@ -149,7 +110,7 @@ export function buildProgram(): Command {
       const { runController } = await import('../controller/main.js');
       const cfg = loadControllerConfig(sources(opts));
       const log = createLogger({ level: cfg.logLevel, process: 'controller' });
-      await serve(log, () => runController(cfg, log));
+      await serve(log, await runController(cfg, log), SERVE);
     });
 
   program

@@ -14,9 +14,10 @@ import { parseArgs } from 'node:util';
 import { loadAgentConfig } from '../../config/agent.js';
 import { ConfigError } from '../../config/errors.js';
 import type { ConfigSources } from '../../config/sources.js';
-import { createLogger, type Logger } from '../../lib/logger.js';
+import { createLogger } from '../../lib/logger.js';
+import { serve } from '../../lib/serve.js';
 import { version } from '../../lib/version.js';
-import { runAgent, type AgentHandle } from '../main.js';
+import { runAgent } from '../main.js';
 
 /** Exit status for an unusable configuration (sysexits EX_CONFIG); systemd units do not restart on it. */
 const EXIT_CONFIG = 78;
@@ -90,38 +91,6 @@ function agentSources(args: AgentArgs, env: NodeJS.ProcessEnv): ConfigSources {
   };
 }
 
-/**
- * Run until SIGINT/SIGTERM (the first stops the agent gracefully, a second exits at once) or until
- * the agent ends by itself (its parent went away; no identity). SIGHUP reloads the TLS files.
- */
-async function serve(log: Logger, agent: AgentHandle): Promise<void> {
-  process.on('SIGHUP', () => {
-    void agent.reloadTls().catch((err: unknown) => log.error({ err }, 'TLS reload failed; keeping the previous files'));
-  });
-  let closing = false;
-  const shutdown = async (signal: string) => {
-    if (closing) {
-      log.warn({ signal }, 'second signal: exiting now');
-      process.exit(1);
-    }
-    closing = true;
-    log.info({ signal }, 'shutting down');
-    try {
-      await agent.stop('signal');
-    } catch (err) {
-      log.error({ err }, 'shutdown failed');
-      process.exitCode = 1;
-    }
-    log.flush();
-    process.exit();
-  };
-  process.on('SIGINT', () => void shutdown('SIGINT'));
-  process.on('SIGTERM', () => void shutdown('SIGTERM'));
-  await agent.done;
-  log.flush();
-  process.exit();
-}
-
 async function main(): Promise<void> {
   try {
     const args = parseAgentArgs(process.argv.slice(2));
@@ -136,7 +105,10 @@ async function main(): Promise<void> {
     loadDotenv({ quiet: true });
     const cfg = loadAgentConfig(agentSources(args, process.env));
     const log = createLogger({ level: cfg.logLevel, process: 'agent' });
-    await serve(log, runAgent(cfg, log));
+    const agent = runAgent(cfg, log);
+    // Runs until SIGINT/SIGTERM (the first stops the agent gracefully, a second exits at once) or
+    // until the agent ends by itself (its parent went away; no identity). SIGHUP reloads the TLS files.
+    await serve(log, { close: () => agent.stop('signal'), reloadTls: () => agent.reloadTls(), done: agent.done }, { exit: (code) => process.exit(code) });
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`autoscaler agent: ${err.message}\n`);
