@@ -13,7 +13,8 @@
  *
  * Started by bench/fleet.ts with an IPC channel; sends `{ type: 'listening', port }` and exits
  * when the channel closes. Standalone (`BARE_IMPL=h2 node dist/bench/bare-server.js`) it prints
- * the port. BARE_PORT: the port to listen on (0, the default: the OS picks).
+ * the port. BARE_PORT: the port to listen on (0, the default: the OS picks). BARE_ACK_INTERVAL_MS:
+ * how often each stream is acked (default 200, the monitor's flush interval).
  */
 import * as grpc from '@grpc/grpc-js';
 import { randomUUID } from 'node:crypto';
@@ -172,7 +173,9 @@ async function main(): Promise<void> {
   const core = new Counting();
   const refused = new Map<string, number>();
   const port = impl === 'h2' ? await listenH2(core, tls, requested, refused) : await listenGrpcJs(core, tls, requested);
-  setInterval(() => core.flush(Date.now()), DEFAULT_FLUSH_INTERVAL_MS);
+  const ackEvery = Number(env.BARE_ACK_INTERVAL_MS ?? DEFAULT_FLUSH_INTERVAL_MS);
+  if (!Number.isInteger(ackEvery) || ackEvery < 1) throw new Error(`BARE_ACK_INTERVAL_MS=${String(env.BARE_ACK_INTERVAL_MS)}: a whole number of ms, at least 1`);
+  setInterval(() => core.flush(Date.now()), ackEvery);
   if (process.send !== undefined) {
     process.send({ type: 'listening', port } satisfies FromBare);
     process.on('disconnect', () => process.exit(0));

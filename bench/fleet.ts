@@ -10,7 +10,7 @@
  *   node dist/bench/fleet.js [--agents 1000,5000,10000] [--window 30s] [--warmup 5s] [--no-tls]
  *     [--client h2|grpc-js] [--bare grpc-js|h2|both] [--bare-only | --monitor-only] [--no-climb]
  *     [--per-process 2500] [--budget 12m] [--connect-rate 100] [--cpu-prof DIR]
- *     [--gen-cpu-prof DIR] [--gen-nice N] [--keep]
+ *     [--gen-cpu-prof DIR] [--gen-nice N] [--server-node-args '--flag …'] [--bare-ack-interval 200ms] [--keep]
  *
  * --client: what each simulated agent's client is. `h2` (the default) is bench/fleet-h2-client.ts,
  * the frames grpc-js sends, on node:http2 without grpc-js's layers: about a third less generator
@@ -21,6 +21,10 @@
  * --cpu-prof profiles the monitor server (node --cpu-prof) and prints a summary of the steady
  * window (bench/fleet-profile.ts); --gen-cpu-prof profiles the generators; --gen-nice lowers
  * their priority so that the server gets the CPU first.
+ * --server-node-args: node flags for the server under test (the monitor and the bare servers
+ * alike), e.g. '--max-semi-space-size=2' or '--heapsnapshot-signal=SIGUSR2'. --bare-ack-interval:
+ * how often the bare servers ack each stream (200ms, every flush, by default, as the issue defines
+ * the reference; the monitor's own pacing, 5s, gives the receive-only floor).
  *
  * One server process per kind serves a fleet that grows through the sizes (agents are only ever
  * connected once: a TLS connection costs the server ~7-10 ms of CPU); the monitor server goes
@@ -112,6 +116,10 @@ interface Options {
   connectRate: number;
   /** Nice value of the generators (0: as the server; higher yields the CPU to the server). */
   genNice: number;
+  /** Extra node flags for the server under test (monitor and bare alike), e.g. V8 heap flags. */
+  serverNodeArgs: string[];
+  /** How often the bare servers ack each stream, ms (the issue's reference: every flush, 200). */
+  bareAckIntervalMs: number;
   keep: boolean;
 }
 
@@ -125,7 +133,7 @@ function duration(v: string, flag: string): number {
 function parseArgs(argv: readonly string[]): Options {
   const o: Options = {
     sizes: [1_000, 5_000, 10_000], client: 'h2', bare: ['bare-grpc-js', 'bare-h2'], windowMs: 30_000, warmupMs: 5_000, tls: true, bareOnly: false, monitorOnly: false, climb: true,
-    perProcess: 2_500, budgetMs: 12 * 60_000, cpuProfDir: undefined, genCpuProfDir: undefined, genNice: 0, connectRate: DEFAULT_CONNECT_RATE, keep: false,
+    perProcess: 2_500, budgetMs: 12 * 60_000, cpuProfDir: undefined, genCpuProfDir: undefined, genNice: 0, connectRate: DEFAULT_CONNECT_RATE, serverNodeArgs: [], bareAckIntervalMs: 200, keep: false,
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i] as string;
@@ -145,6 +153,8 @@ function parseArgs(argv: readonly string[]): Options {
     else if (a === '--gen-cpu-prof') o.genCpuProfDir = value();
     else if (a === '--gen-nice') o.genNice = Number(value());
     else if (a === '--connect-rate') o.connectRate = Number(value());
+    else if (a === '--server-node-args') o.serverNodeArgs = value().split(/\s+/).filter((x) => x !== '');
+    else if (a === '--bare-ack-interval') o.bareAckIntervalMs = duration(value(), a);
     else if (a === '--client') {
       const v = value();
       if (v !== 'h2' && v !== 'grpc-js') throw new Error(`--client ${v}: h2 or grpc-js`);
@@ -256,9 +266,9 @@ function seedStore(dbPath: string, from: number, to: number): void {
   }
 }
 
-async function startMonitor(dbPath: string, tls: Tls | undefined, cpuProfDir: string | undefined): Promise<ServerUnderTest> {
+async function startMonitor(dbPath: string, tls: Tls | undefined, opts: Options): Promise<ServerUnderTest> {
   const logFd = openSync(`${dbPath}.monitor.log`, 'a');
-  const execArgv = cpuProfDir === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', cpuProfDir];
+  const execArgv = [...opts.serverNodeArgs, ...(opts.cpuProfDir === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', opts.cpuProfDir])];
   const spawnedAt = Date.now();
   // Production settings (the defaults), on loopback with ports chosen by the OS.
   const child = track(spawn(process.execPath, [...execArgv, cliEntry(), 'monitor-server'], {
@@ -283,11 +293,11 @@ async function startMonitor(dbPath: string, tls: Tls | undefined, cpuProfDir: st
   }
 }
 
-async function startBare(kind: BareKind, tls: Tls | undefined): Promise<ServerUnderTest> {
+async function startBare(kind: BareKind, tls: Tls | undefined, opts: Options): Promise<ServerUnderTest> {
   const script = fileURLToPath(new URL('./bare-server.js', import.meta.url));
   const spawnedAt = Date.now();
-  const env = { ...cleanEnv(), ...tls?.server, BARE_IMPL: kind === 'bare-h2' ? 'h2' : 'grpc-js' };
-  const child = track(spawn(process.execPath, [script], { env, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
+  const env = { ...cleanEnv(), ...tls?.server, BARE_IMPL: kind === 'bare-h2' ? 'h2' : 'grpc-js', BARE_ACK_INTERVAL_MS: String(opts.bareAckIntervalMs) };
+  const child = track(spawn(process.execPath, [...opts.serverNodeArgs, script], { env, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
   const port = await within('bare server start', 20_000, new Promise<number>((resolve, reject) => {
     child.once('message', (m: unknown) => resolve((m as FromBare).port));
     child.once('exit', (code) => reject(new Error(`bare server exited (${code})`)));
@@ -560,7 +570,7 @@ async function runServer(
     seeded = n;
   };
   seedUpTo(firstSize);
-  const server = kind === 'monitor-server' ? await startMonitor(dbPath, tls, opts.cpuProfDir) : await startBare(kind, tls);
+  const server = kind === 'monitor-server' ? await startMonitor(dbPath, tls, opts) : await startBare(kind, tls, opts);
   const gens: Generator[] = [];
   const probe = server.httpPort === undefined ? undefined : new ResponsivenessProbe(server.httpPort);
   probe?.start();
@@ -841,7 +851,8 @@ async function main(): Promise<void> {
   process.stdout.write(`fleet bench: node ${process.version}, ${cpus().length} cores, load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}; `
     + `${tls === undefined ? 'plaintext' : 'mutual TLS (autoscaler certs init, group certificate)'}; window ${opts.windowMs / 1000} s after ${opts.warmupMs / 1000} s warm-up; `
     + `up to ${opts.perProcess} agents per generator process (nice ${opts.genNice}), connecting ${opts.connectRate || 'unpaced'}/s; fd limit ${fdLimit}${opts.keep ? `; files kept in ${work}` : ''}; `
-    + `generators use the ${opts.client} client (${CLIENT_WHY[opts.client]})\n`);
+    + `generators use the ${opts.client} client (${CLIENT_WHY[opts.client]}); bare servers ack every ${opts.bareAckIntervalMs} ms`
+    + `${opts.serverNodeArgs.length > 0 ? `; server node flags: ${opts.serverNodeArgs.join(' ')}` : ''}\n`);
 
   const sizes = [...new Set(opts.sizes)].sort((a, b) => a - b).filter((n) => n <= cap);
   for (const n of opts.sizes) if (n > cap) process.stdout.write(`skipping ${n} agents: the fd limit (${fdLimit}) allows ${cap}\n`);

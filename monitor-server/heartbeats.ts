@@ -10,7 +10,7 @@ import type { IngestQueue } from './ingest.js';
 import type { FailureDetector, Transition } from './liveness.js';
 import { RateLimiter } from './rate-limit.js';
 import type { RefusalReason } from './refusals.js';
-import type { HeartbeatCall, Session, SessionTable } from './sessions.js';
+import type { GroupView, HeartbeatCall, Session, SessionTable } from './sessions.js';
 
 export type CallStatus = { code: grpc.status; details: string };
 
@@ -55,8 +55,16 @@ export class HeartbeatPipeline {
   /** Heartbeat messages read from streams, and acks handed to them, since start (/metrics). */
   received = 0;
   acks = 0;
-  /** Sessions with something handled but not yet acked: what a flush looks at (not every session). */
-  private readonly unacked = new Set<Session>();
+  /**
+   * Sessions acked at the next successful write whatever their pacing (see noteHandled): a flush
+   * looks at these, the streams whose interval has passed, and the groups whose view changed,
+   * never at every session.
+   */
+  private readonly urgent = new Set<Session>();
+  /** Every ack in the order it went out: the interval is the same for all, so this is also the order in which streams fall due. */
+  private readonly acked = new AckOrder();
+  /** The view each group's streams are being told of; a new object when it changes, so a stream's `lastView` is compared by identity. */
+  private readonly views = new Map<string, GroupView>();
 
   constructor(private readonly d: PipelineDeps) {
     this.limiter = new RateLimiter(d.cfg.maxHeartbeatsPerSec, d.cfg.heartbeatBurst);
@@ -77,7 +85,6 @@ export class HeartbeatPipeline {
     this.received++;
     const { cfg, ingest } = this.d;
     if (session.call === undefined) return; // ended by the server; late messages are ignored
-    this.unacked.add(session);
     const now = this.d.clock.now();
     const id = session.instanceId;
     if (!this.limiter.take(id, now)) {
@@ -94,6 +101,7 @@ export class HeartbeatPipeline {
       session.rejected++;
       session.rejectReason = v.problem;
       this.d.refuse(v.reason, id, now, { instanceId: id, reason: v.reason, problem: v.problem }, 'heartbeat refused');
+      this.noteHandled(session);
       this.scheduleFlush();
       return;
     }
@@ -101,6 +109,7 @@ export class HeartbeatPipeline {
     this.d.persist(this.d.detector.heartbeat(id, now));
     if (v.seq <= accepted) {
       session.receivedSeq = Math.max(session.receivedSeq, v.seq);
+      this.noteHandled(session);
       this.scheduleFlush(); // a replay of something stored or queued: ack it again after the write
       return;
     }
@@ -114,6 +123,7 @@ export class HeartbeatPipeline {
     }
     this.acceptedSeq.set(id, v.seq);
     session.receivedSeq = Math.max(session.receivedSeq, v.seq);
+    this.noteHandled(session);
     if (ingest.isFull) this.pauseIngest();
     if (ingest.flushDue) this.scheduleFlush();
   }
@@ -125,52 +135,70 @@ export class HeartbeatPipeline {
   }
 
   /**
-   * Write the queue, then ack the sessions that are due. Every heartbeat reaches `latest` with the
+   * A stream handled a heartbeat (stored, a duplicate, or refused for its content). It is acked at
+   * the next write, not at its paced time, when it has refused heartbeats to report, when its
+   * group view changed since its last ack, on its first ack, when its interval passed while it
+   * had nothing to ack, or when ACK_BACKLOG heartbeats wait (a replay after a reconnect).
+   */
+  private noteHandled(s: Session): void {
+    if (s.lastAckAt === undefined || s.ackDue === true || s.rejected > 0 || s.receivedSeq - s.ackedSeq >= ACK_BACKLOG
+      || (s.lastView !== undefined && s.lastView !== this.views.get(s.groupId))) this.urgent.add(s);
+  }
+
+  /**
+   * Write the queue, then ack the streams that are due. Every heartbeat reaches `latest` with the
    * write (what the controller reads); acks are paced per stream (MONITOR_ACK_INTERVAL_MS), since
-   * an ack is cumulative and the agent keeps what is not acked yet. A stream is acked at once
-   * when it has refused heartbeats to report, when its group view changed (live instances,
-   * demand), on its first ack, or when ACK_BACKLOG heartbeats wait (a replay after a reconnect).
+   * an ack is cumulative and the agent keeps what is not acked yet. The work is in proportion to
+   * the acks sent, not to the sessions: urgent streams (noteHandled), the streams whose interval
+   * has passed (the front of `acked`), and the streams of a group whose view changed.
    */
   flush(): void {
     this.flushScheduled = false;
     const now = this.d.clock.now();
-    // Snapshot what each stream has handled so far: after a successful write all of it is
-    // stored, a duplicate of something stored, or refused, so it can be acked.
-    const snapshot = new Map<Session, number>();
-    for (const s of this.unacked) {
-      if (s.acks === undefined || !this.d.sessions.has(s)) this.unacked.delete(s);
-      else if (s.receivedSeq > s.ackedSeq || s.rejected > 0) snapshot.set(s, s.receivedSeq);
-      else this.unacked.delete(s);
-    }
+    // The write is synchronous: once it commits, everything each stream has handled is stored, a
+    // duplicate of something stored, or refused, so it can be acked.
     const result = this.d.ingest.flush(now);
-    if (result === undefined) return; // rows stay queued (streams stay paused if it is full)
+    if (result === undefined) return; // rows stay queued (streams stay paused if it is full); urgent streams stay urgent
     this.resumeIngest();
-    if (snapshot.size === 0) return;
-    const views = new Map<string, { live: number; demand: number }>();
-    const interval = this.d.cfg.ackIntervalMs;
-    for (const [s, seq] of snapshot) {
-      if (s.acks === undefined) continue;
-      let view = views.get(s.groupId);
-      if (view === undefined) {
-        view = this.groupView(s.groupId, now);
-        views.set(s.groupId, view);
-      }
-      const changed = s.lastView === undefined || s.lastView.live !== view.live || Math.abs(s.lastView.demand - view.demand) >= DEMAND_STEP;
-      const due = s.lastAckAt === undefined || now - s.lastAckAt >= interval || now < s.lastAckAt || s.rejected > 0 || changed || seq - s.ackedSeq >= ACK_BACKLOG;
-      if (!due) continue;
-      s.acks.send({
-        persisted_seq: seq, rejected: s.rejected, reject_reason: s.rejectReason,
-        ...(changed ? { group: { live_instances: view.live, demand_percent: view.demand, as_of_ms: now } } : {}),
-      });
-      this.acks++;
-      if (changed) s.lastView = view;
-      s.lastAckAt = now;
-      s.ackedSeq = seq;
-      s.rejected = 0;
-      s.rejectReason = '';
-      // Handled since the snapshot (during the write) waits for the next flush.
-      if (s.receivedSeq <= seq) this.unacked.delete(s);
+    const due = new Set<Session>(this.urgent);
+    this.urgent.clear();
+    this.acked.takeDue(now, this.d.cfg.ackIntervalMs, (s) => {
+      if (this.pending(s)) due.add(s);
+      else s.ackDue = true; // nothing to ack now: acked with the next heartbeat it handles
+    });
+    for (const groupId of this.d.sessions.groups()) {
+      const view = this.groupView(groupId, now);
+      const told = this.views.get(groupId);
+      if (told !== undefined && told.live === view.live && Math.abs(told.demand - view.demand) < DEMAND_STEP) continue;
+      this.views.set(groupId, view);
+      if (told !== undefined) for (const s of this.d.sessions.inGroup(groupId)) due.add(s); // a stream with nothing to ack hears it with its next one (noteHandled)
     }
+    for (const g of this.views.keys()) if (this.d.sessions.inGroup(g).size === 0) this.views.delete(g); // a group with no streams left
+    for (const s of due) if (this.pending(s)) this.ack(s, now);
+  }
+
+  /** A live stream with something handled and not acked. */
+  private pending(s: Session): boolean {
+    return s.acks !== undefined && this.d.sessions.has(s) && (s.receivedSeq > s.ackedSeq || s.rejected > 0);
+  }
+
+  private ack(s: Session, now: number): void {
+    const acks = s.acks;
+    if (acks === undefined) return;
+    const view = this.views.get(s.groupId) ?? this.groupView(s.groupId, now);
+    const changed = s.lastView !== view;
+    acks.send({
+      persisted_seq: s.receivedSeq, rejected: s.rejected, reject_reason: s.rejectReason,
+      ...(changed ? { group: { live_instances: view.live, demand_percent: view.demand, as_of_ms: now } } : {}),
+    });
+    this.acks++;
+    s.lastView = view;
+    s.lastAckAt = now;
+    s.ackedSeq = s.receivedSeq;
+    s.rejected = 0;
+    s.rejectReason = '';
+    s.ackDue = false;
+    this.acked.push(s, now);
   }
 
   /** Stop reading every stream until a write drains the queue. */
@@ -189,8 +217,45 @@ export class HeartbeatPipeline {
     for (const s of this.d.sessions.values()) s.call?.resume();
   }
 
-  private groupView(groupId: string, now: number): { live: number; demand: number } {
+  private groupView(groupId: string, now: number): GroupView {
     const load = this.d.simLoad.get(groupId);
     return { live: this.d.detector.liveCount(groupId), demand: load === undefined ? -1 : demandAt(load.profile, now - load.startedAt) };
+  }
+}
+
+/**
+ * Acks in the order they went out, each with its time: a FIFO, since every stream has the same
+ * interval, so the front holds the streams that fall due first. A stream acked again has a newer
+ * entry further back; its older one is skipped when it reaches the front.
+ */
+class AckOrder {
+  private sessions: Session[] = [];
+  private at: number[] = [];
+  private head = 0;
+
+  push(s: Session, at: number): void {
+    this.sessions.push(s);
+    this.at.push(at);
+  }
+
+  /**
+   * Hand `fn` each stream whose last ack is at least `intervalMs` old at `now` (or in the future:
+   * the clock went back), front first, and drop its entry. Only entries present at the call are
+   * looked at, so acks sent by `fn`'s caller afterwards wait their interval.
+   */
+  takeDue(now: number, intervalMs: number, fn: (s: Session) => void): void {
+    const end = this.sessions.length;
+    while (this.head < end) {
+      const at = this.at[this.head] as number;
+      if (now - at < intervalMs && at <= now) break;
+      const s = this.sessions[this.head] as Session;
+      this.head++;
+      if (s.lastAckAt === at) fn(s); // else acked again since: a newer entry stands for it
+    }
+    if (this.head > 1_024 && this.head * 2 > this.sessions.length) {
+      this.sessions = this.sessions.slice(this.head);
+      this.at = this.at.slice(this.head);
+      this.head = 0;
+    }
   }
 }

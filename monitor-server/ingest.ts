@@ -3,11 +3,10 @@ import type { Logger } from '../lib/logger.js';
 import type { SampleRecord, TelemetryStore } from '../store/telemetry.js';
 import { RingBuffer } from './ring-buffer.js';
 
-/** Result of one flush: which instances now have which sequence durably stored. */
+/** Result of one flush. */
 export interface FlushResult {
+  /** Rows written. */
   readonly rows: number;
-  /** Highest seq persisted per instance in this flush. */
-  readonly persisted: ReadonlyMap<string, number>;
 }
 
 /**
@@ -66,7 +65,7 @@ export class IngestQueue {
   flush(now: number): FlushResult | undefined {
     if (this.queue.length === 0) {
       this.lastFlushAt = now;
-      return { rows: 0, persisted: new Map() };
+      return { rows: 0 };
     }
     const batch = this.queue.peek(this.queue.length);
     const started = performance.now();
@@ -84,8 +83,6 @@ export class IngestQueue {
     this.lastFlushAt = now;
     this.totalRows += batch.length;
     this.opts.onBatch?.(batch.length, (performance.now() - started) / 1_000);
-    const persisted = new Map<string, number>();
-    for (const s of batch) persisted.set(s.instanceId, Math.max(persisted.get(s.instanceId) ?? 0, s.seq));
-    return { rows: batch.length, persisted };
+    return { rows: batch.length };
   }
 }

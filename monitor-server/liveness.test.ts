@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { FailureDetector, classify, phi } from './liveness.js';
 
@@ -124,5 +125,34 @@ describe('phi accrual (the default detector)', () => {
     expect(Number.isFinite(v)).toBe(true);
     expect(v).toBeGreaterThanOrEqual(lo);
     expect(v).toBeLessThanOrEqual(hi);
+  });
+});
+
+describe('FailureDetector.liveCount', () => {
+  // liveCount is kept as states move (it is read at every ingest flush); it must always equal a
+  // count of the watched instances that are not dead, whatever the order of events.
+  const op = fc.oneof(
+    fc.record({ k: fc.constant('watch' as const), id: fc.integer({ min: 0, max: 5 }), g: fc.constantFrom('a', 'b'), state: fc.constantFrom('running' as const, 'suspect' as const, 'dead' as const), connected: fc.boolean() }),
+    fc.record({ k: fc.constant('heartbeat' as const), id: fc.integer({ min: 0, max: 5 }) }),
+    fc.record({ k: fc.constant('disconnected' as const), id: fc.integer({ min: 0, max: 5 }) }),
+    fc.record({ k: fc.constant('forget' as const), id: fc.integer({ min: 0, max: 5 }) }),
+    fc.record({ k: fc.constant('sweep' as const), dt: fc.integer({ min: 0, max: 6_000 }) }),
+  );
+  it.each(['timeout', 'phi'] as const)('equals a count of the non-dead instances after any sequence of events (%s)', (detector) => {
+    fc.assert(fc.property(fc.array(op, { maxLength: 60 }), (ops) => {
+      const d = new FailureDetector({ ...cfg, detector });
+      const truth = new Map<string, { g: string; dead: boolean }>();
+      let now = 0;
+      const sync = (ts: { instanceId: string; to: string }[]) => { for (const t of ts) { const x = truth.get(t.instanceId); if (x !== undefined) x.dead = t.to === 'dead'; } };
+      for (const o of ops) {
+        const id = `i-${'id' in o ? o.id : 0}`;
+        if (o.k === 'watch') { d.watch(id, o.g, now, o.state, o.connected); truth.set(id, { g: o.g, dead: o.state === 'dead' }); }
+        else if (o.k === 'heartbeat') { now += 1; const t = d.heartbeat(id, now); if (t !== undefined) sync([t]); }
+        else if (o.k === 'disconnected') { const t = d.disconnected(id); if (t !== undefined) sync([t]); }
+        else if (o.k === 'forget') { d.forget(id); truth.delete(id); }
+        else { now += o.dt; sync(d.sweep(now)); }
+        for (const g of ['a', 'b']) expect(d.liveCount(g)).toBe([...truth.values()].filter((x) => x.g === g && !x.dead).length);
+      }
+    }), { numRuns: 300, seed: 10 });
   });
 });

@@ -124,6 +124,8 @@ export function classify(silentMs: number, connected: boolean, cfg: LivenessConf
 
 export class FailureDetector {
   private readonly tracked = new Map<string, Tracked>();
+  /** Live (running or suspect) instances per group, kept as states move: liveCount is read at every ingest flush. */
+  private readonly live = new Map<string, number>();
 
   /** Watched instances by state (for /metrics), counted in memory. */
   counts(): Record<'running' | 'suspect' | 'dead', number> {
@@ -157,8 +159,11 @@ export class FailureDetector {
    */
   watch(instanceId: string, groupId: string, lastSeenAt: number, state: LivenessState, connected: boolean): void {
     const old = this.tracked.get(instanceId);
+    if (old !== undefined) this.countLive(old, -1);
     // A re-registration keeps what was learnt of the instance's rhythm.
-    this.tracked.set(instanceId, { groupId, lastSeenAt, connected, state, intervals: old?.intervals });
+    const t: Tracked = { groupId, lastSeenAt, connected, state, intervals: old?.intervals };
+    this.tracked.set(instanceId, t);
+    this.countLive(t, 1);
   }
 
   /** A heartbeat arrived. Returns the transition back to running, if any. */
@@ -186,14 +191,15 @@ export class FailureDetector {
 
   /** Stop watching (deregistered, or terminated by the controller). */
   forget(instanceId: string): void {
+    const t = this.tracked.get(instanceId);
+    if (t === undefined) return;
+    this.countLive(t, -1);
     this.tracked.delete(instanceId);
   }
 
-  /** Instances of a group counted as live (running or suspect). */
+  /** Instances of a group counted as live (running or suspect); O(1). */
   liveCount(groupId: string): number {
-    let n = 0;
-    for (const t of this.tracked.values()) if (t.groupId === groupId && t.state !== 'dead') n++;
-    return n;
+    return this.live.get(groupId) ?? 0;
   }
 
   /** φ of an instance now (phi mode), for status and tests; undefined when not watched. */
@@ -226,10 +232,19 @@ export class FailureDetector {
     return out;
   }
 
+  private countLive(t: Tracked, delta: 1 | -1): void {
+    if (t.state === 'dead') return;
+    const n = (this.live.get(t.groupId) ?? 0) + delta;
+    if (n === 0) this.live.delete(t.groupId);
+    else this.live.set(t.groupId, n);
+  }
+
   private move(instanceId: string, t: Tracked, to: LivenessState, reason: string): Transition | undefined {
     if (t.state === to) return undefined;
     const from = t.state;
+    this.countLive(t, -1);
     t.state = to;
+    this.countLive(t, 1);
     return { instanceId, groupId: t.groupId, from, to, reason };
   }
 }

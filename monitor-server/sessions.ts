@@ -25,16 +25,27 @@ export interface Session {
   /** When the last ack went out (server clock, ms); undefined before the first. */
   lastAckAt?: number | undefined;
   /** The group view the last ack carried, to send it again only when it changed. */
-  lastView?: { live: number; demand: number } | undefined;
+  lastView?: GroupView | undefined;
+  /** Its ack interval passed with nothing to ack: what it handles next is acked at the next write. */
+  ackDue?: boolean | undefined;
 }
 
+/** What an ack tells a stream of its group: live instances, and the simulated demand (-1: none). */
+export interface GroupView {
+  readonly live: number;
+  readonly demand: number;
+}
+
+const EMPTY: ReadonlySet<Session> = new Set();
+
 /**
- * Live sessions by id and by instance (one current session per instance). A session that
+ * Live sessions by id, by instance (one current session per instance) and by group. A session that
  * registered but never opened its stream expires after `openTimeoutMs`.
  */
 export class SessionTable {
   private readonly byId = new Map<string, Session>();
   private readonly byInstance = new Map<string, string>();
+  private readonly byGroup = new Map<string, Set<Session>>();
 
   get size(): number {
     return this.byId.size;
@@ -54,12 +65,17 @@ export class SessionTable {
   add(s: Session): void {
     this.byId.set(s.id, s);
     this.byInstance.set(s.instanceId, s.id);
+    let g = this.byGroup.get(s.groupId);
+    if (g === undefined) this.byGroup.set(s.groupId, (g = new Set()));
+    g.add(s);
   }
 
   /** Remove a session; returns true when it was its instance's current one. */
   remove(s: Session): boolean {
     if (this.byId.get(s.id) !== s) return false;
     this.byId.delete(s.id);
+    const g = this.byGroup.get(s.groupId);
+    if (g !== undefined && g.delete(s) && g.size === 0) this.byGroup.delete(s.groupId);
     if (this.byInstance.get(s.instanceId) !== s.id) return false;
     this.byInstance.delete(s.instanceId);
     return true;
@@ -71,6 +87,16 @@ export class SessionTable {
 
   values(): IterableIterator<Session> {
     return this.byId.values();
+  }
+
+  /** Groups with at least one session. */
+  groups(): IterableIterator<string> {
+    return this.byGroup.keys();
+  }
+
+  /** The sessions of a group. */
+  inGroup(groupId: string): ReadonlySet<Session> {
+    return this.byGroup.get(groupId) ?? EMPTY;
   }
 
   /** Sessions that have had no stream for `openTimeoutMs` since Register (the caller removes them). */

@@ -56,7 +56,7 @@ interface RawInstance {
   id: string; group_id: string; provider_id: string | null; state: InstanceState; state_reason: string | null;
   state_changed_at: number; launched_at: number | null; registered_at: number | null; last_seen_at: number | null;
   terminated_at: number | null; address: string | null; agent_version: string | null;
-  cpu: number | null; mem: number | null; sample_at: number | null; seq: number | null;
+  cpu: number | null; mem: number | null; sample_at: number | null; seq: number | null; seen_at: number | null;
   launch_token: string | null; zone: string | null; instance_type: string | null; origin: InstanceOrigin;
   provider_state: string | null; provider_seen_at: number | null; terminate_requested_at: number | null;
 }
@@ -65,14 +65,18 @@ function toRow(r: RawInstance): InstanceRow {
   return {
     id: r.id, groupId: r.group_id, providerId: r.provider_id, state: r.state, stateReason: r.state_reason,
     stateChangedAt: r.state_changed_at, launchedAt: r.launched_at, registeredAt: r.registered_at,
-    lastSeenAt: r.last_seen_at, terminatedAt: r.terminated_at, address: r.address, agentVersion: r.agent_version,
+    lastSeenAt: r.seen_at, terminatedAt: r.terminated_at, address: r.address, agentVersion: r.agent_version,
     cpu: r.cpu, mem: r.mem, sampleAt: r.sample_at, seq: r.seq ?? 0,
     launchToken: r.launch_token, zone: r.zone, instanceType: r.instance_type, origin: r.origin,
     providerState: r.provider_state, providerSeenAt: r.provider_seen_at, terminateRequestedAt: r.terminate_requested_at,
   };
 }
 
-const SELECT = `SELECT i.*, l.cpu, l.mem, l.sample_at, l.seq FROM instances i LEFT JOIN latest l ON l.instance_id = i.id`;
+// Last seen: set at Register (instances.last_seen_at) and by every stored sample (latest.received_at,
+// so the ingest hot path never writes `instances`); the later of the two.
+const SELECT = `SELECT i.*, l.cpu, l.mem, l.sample_at, l.seq,
+  CASE WHEN l.received_at IS NULL THEN i.last_seen_at WHEN i.last_seen_at IS NULL THEN l.received_at ELSE MAX(i.last_seen_at, l.received_at) END AS seen_at
+  FROM instances i LEFT JOIN latest l ON l.instance_id = i.id`;
 
 /** Outcome of a registration attempt. */
 export type RegisterOutcome =

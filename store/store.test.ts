@@ -111,6 +111,23 @@ describe('telemetry', () => {
     expect(instances.register({ id: 'i-1', groupId: 'web', address: '', agentVersion: '' }, 5_000)).toMatchObject({ ok: true, lastSeq: 3 });
   });
 
+  it('last seen is the later of Register and the newest stored sample, a late replay included; latest keeps the highest seq', () => {
+    const { db } = fresh();
+    const instances = withInstances(db, ['i-1']);
+    const t = new TelemetryStore(db);
+    instances.register({ id: 'i-1', groupId: 'web', address: '', agentVersion: '' }, 10_000);
+    expect(instances.get('i-1')?.lastSeenAt).toBe(10_000); // no sample yet: Register's time
+    t.writeBatch([{ instanceId: 'i-1', seq: 5, sampleAt: 9_000, receivedAt: 9_500, cpu: 50, mem: 10 }]);
+    expect(instances.get('i-1')?.lastSeenAt).toBe(10_000); // a sample received before the Register does not move it back
+    t.writeBatch([{ instanceId: 'i-1', seq: 6, sampleAt: 11_000, receivedAt: 11_100, cpu: 60, mem: 10 }]);
+    // An older seq replayed later (the agent's buffer after an outage): a sign of life, not the latest value.
+    t.writeBatch([{ instanceId: 'i-1', seq: 4, sampleAt: 8_000, receivedAt: 12_000, cpu: 99, mem: 99 }]);
+    expect(instances.get('i-1')).toMatchObject({ lastSeenAt: 12_000, seq: 6, cpu: 60, mem: 10, sampleAt: 11_000 });
+    expect(db.prepare('SELECT COUNT(*) AS n FROM samples').get()).toEqual({ n: 3 });
+    // The ingest path never writes `instances` (the row the controller and the detector update).
+    expect(db.prepare("SELECT last_seen_at AS at FROM instances WHERE id = 'i-1'").get()).toEqual({ at: 10_000 });
+  });
+
   it('a failing batch writes nothing', () => {
     const { db } = fresh();
     withInstances(db, ['i-1']);

@@ -46,7 +46,8 @@ interface MinuteFold {
 /**
  * The monitor server's hot path: a batch of samples written in one transaction (append to
  * `samples`, fold each newly stored sample into its instance-minute in `sample_minutes`, upsert
- * `latest`, bump `instances.last_seen_at`). Batching is what makes this cheap: `npm run bench
+ * `latest`, whose `received_at` is the instance's "last seen"). Three statements a row, positional
+ * parameters; `instances` is only read (the rollup's group), never written here. Batching is what makes this cheap: `npm run bench
  * store` prints the figures. A sample is folded into the minute of its own sample time however
  * late it arrives (an agent replaying its buffer after an outage), and only if it was not
  * already stored, so rollups stay exact under replays.
@@ -54,7 +55,6 @@ interface MinuteFold {
 export class TelemetryStore {
   private readonly insertSample;
   private readonly upsertLatest;
-  private readonly touchInstance;
   private readonly pruneStmt;
   private readonly upsertMinute;
   private readonly firstRollupGroup;
@@ -63,17 +63,22 @@ export class TelemetryStore {
   private readonly writeBatchTx;
 
   constructor(db: Db) {
-    this.insertSample = db.prepare('INSERT OR IGNORE INTO samples (ts, instance_id, seq, cpu, mem) VALUES (?, ?, ?, ?, ?)');
-    this.upsertLatest = db.prepare(`INSERT INTO latest (instance_id, seq, sample_at, received_at, cpu, mem)
-      VALUES (@instanceId, @seq, @sampleAt, @receivedAt, @cpu, @mem)
-      ON CONFLICT(instance_id) DO UPDATE SET seq = excluded.seq, sample_at = excluded.sample_at,
-        received_at = excluded.received_at, cpu = excluded.cpu, mem = excluded.mem
-      WHERE excluded.seq > latest.seq`);
-    this.touchInstance = db.prepare('UPDATE instances SET last_seen_at = MAX(COALESCE(last_seen_at, 0), ?) WHERE id = ?');
+    // Positional parameters throughout: binding from an object by name costs a lookup per column per row.
+    this.insertSample = db.prepare<[number, string, number, number, number]>('INSERT OR IGNORE INTO samples (ts, instance_id, seq, cpu, mem) VALUES (?, ?, ?, ?, ?)');
+    // `received_at` is when a sample of the instance was last stored (its "last seen": the
+    // instance readers take the later of it and `instances.last_seen_at`, set at Register), even
+    // a replayed older one; the values follow the highest seq only.
+    this.upsertLatest = db.prepare<[string, number, number, number, number, number]>(`INSERT INTO latest (instance_id, seq, sample_at, received_at, cpu, mem)
+      VALUES (?, ?, ?, ?, ?, ?)
+      ON CONFLICT(instance_id) DO UPDATE SET received_at = MAX(latest.received_at, excluded.received_at),
+        seq = CASE WHEN excluded.seq > latest.seq THEN excluded.seq ELSE latest.seq END,
+        sample_at = CASE WHEN excluded.seq > latest.seq THEN excluded.sample_at ELSE latest.sample_at END,
+        cpu = CASE WHEN excluded.seq > latest.seq THEN excluded.cpu ELSE latest.cpu END,
+        mem = CASE WHEN excluded.seq > latest.seq THEN excluded.mem ELSE latest.mem END`);
     this.pruneStmt = db.prepare('DELETE FROM samples WHERE (ts, instance_id, seq) IN (SELECT ts, instance_id, seq FROM samples WHERE ts < ? ORDER BY ts LIMIT ?)');
     // The group comes from the instance's row, which exists for every stored sample (`latest` references it).
-    this.upsertMinute = db.prepare(`INSERT INTO sample_minutes (group_id, minute, instance_id, n, cpu_sum, cpu_max, mem_sum, mem_max)
-      SELECT group_id, @minute, @instanceId, @n, @cpuSum, @cpuMax, @memSum, @memMax FROM instances WHERE id = @instanceId
+    this.upsertMinute = db.prepare<[number, string, number, number, number, number, number, string]>(`INSERT INTO sample_minutes (group_id, minute, instance_id, n, cpu_sum, cpu_max, mem_sum, mem_max)
+      SELECT group_id, ?, ?, ?, ?, ?, ?, ? FROM instances WHERE id = ?
       ON CONFLICT (group_id, minute, instance_id) DO UPDATE SET n = n + excluded.n,
         cpu_sum = cpu_sum + excluded.cpu_sum, cpu_max = MAX(cpu_max, excluded.cpu_max),
         mem_sum = mem_sum + excluded.mem_sum, mem_max = MAX(mem_max, excluded.mem_max)`);
@@ -83,15 +88,12 @@ export class TelemetryStore {
     this.pruneRollupGroup = db.prepare(`DELETE FROM sample_minutes WHERE (group_id, minute, instance_id) IN
       (SELECT group_id, minute, instance_id FROM sample_minutes WHERE group_id = ? AND minute < ? ORDER BY minute LIMIT ?)`);
     this.writeBatchTx = db.transaction((batch: readonly SampleRecord[]) => {
-      const lastSeen = new Map<string, number>();
       const minutes = new Map<string, MinuteFold>();
       for (const s of batch) {
         if (this.insertSample.run(s.sampleAt, s.instanceId, s.seq, s.cpu, s.mem).changes > 0) fold(minutes, s);
-        this.upsertLatest.run(s);
-        lastSeen.set(s.instanceId, Math.max(lastSeen.get(s.instanceId) ?? 0, s.receivedAt));
+        this.upsertLatest.run(s.instanceId, s.seq, s.sampleAt, s.receivedAt, s.cpu, s.mem);
       }
-      for (const m of minutes.values()) this.upsertMinute.run(m);
-      for (const [id, at] of lastSeen) this.touchInstance.run(at, id);
+      for (const m of minutes.values()) this.upsertMinute.run(m.minute, m.instanceId, m.n, m.cpuSum, m.cpuMax, m.memSum, m.memMax, m.instanceId);
     });
   }
 

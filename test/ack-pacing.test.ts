@@ -98,6 +98,89 @@ describe('ack pacing', () => {
     s.stream.end();
   });
 
+  it('a stream whose interval passed with nothing to ack has its next heartbeat acked at the next write', async () => {
+    const s = await open('i-1');
+    const other = await open('i-2'); // in the same group, joined first: no view change below
+    s.send(1);
+    other.send(1);
+    await waitFor('first acks', () => s.acks.length === 1 && other.acks.length === 1);
+    clock.advance(6_000); // the interval passes; only i-2 has something to ack
+    other.send(2);
+    await waitFor('i-2 acked at its interval', () => other.acks.length === 2);
+    expect(s.acks).toHaveLength(1);
+    s.send(2);
+    await waitFor('ack of seq 2 without waiting another interval', () => s.acks.length === 2);
+    expect(Number(s.acks[1]?.persisted_seq)).toBe(2);
+    s.stream.end();
+    other.stream.end();
+  });
+
+  it('an ack sent early (a refusal) restarts the interval: the stream is next acked an interval after it', async () => {
+    const s = await open('i-1');
+    s.send(1);
+    await waitFor('first ack', () => s.acks.length === 1);
+    clock.advance(4_000);
+    s.send(2, 150); // refused: acked at once
+    await waitFor('refusal ack', () => s.acks.length === 2);
+    clock.advance(1_000); // 5 s after the first ack, 1 s after the refusal's
+    s.send(3);
+    await waitFor('seq 3 stored', () => latestSeq('i-1') === 3);
+    expect(s.acks).toHaveLength(2);
+    clock.advance(4_000);
+    await waitFor('paced ack', () => s.acks.length === 3);
+    expect(Number(s.acks[2]?.persisted_seq)).toBe(3);
+    s.stream.end();
+  });
+
+  it('a stream with nothing to ack when its group view changed hears the new view with its next heartbeat', async () => {
+    const a = await open('i-1');
+    a.send(1);
+    await waitFor('first ack of i-1', () => a.acks.length === 1);
+    expect(a.acks[0]?.group).toMatchObject({ live_instances: 1 });
+    const b = await open('i-2'); // a second live instance: the group view changes
+    b.send(1);
+    await waitFor('first ack of i-2', () => b.acks.length === 1);
+    expect(b.acks[0]?.group).toMatchObject({ live_instances: 2 });
+    expect(a.acks).toHaveLength(1); // nothing to ack on i-1 at that write
+    clock.advance(100); // well within i-1's interval
+    a.send(2);
+    await waitFor('i-1 acked at once with the new view', () => a.acks.length === 2);
+    expect(a.acks[1]).toMatchObject({ group: { live_instances: 2 } });
+    expect(Number(a.acks[1]?.persisted_seq)).toBe(2);
+    a.stream.end();
+    b.stream.end();
+  });
+
+  it('a clock that went back does not hold acks for the length of the jump', async () => {
+    const s = await open('i-1');
+    s.send(1);
+    await waitFor('first ack', () => s.acks.length === 1);
+    clock.advance(-60_000); // NTP step back: the last ack now lies in the future
+    s.send(2);
+    await waitFor('ack of seq 2', () => s.acks.length === 2);
+    expect(Number(s.acks[1]?.persisted_seq)).toBe(2);
+    s.stream.end();
+  });
+
+  it('paces many streams independently: each is acked once per interval, however many share the writes', async () => {
+    const streams = [];
+    for (let i = 0; i < 20; i++) streams.push(await open(`i-${i}`));
+    for (const s of streams) s.send(1);
+    await waitFor('first acks', () => streams.every((s) => s.acks.length >= 1));
+    const before = streams.map((s) => s.acks.length);
+    for (let seq = 2; seq <= 5; seq++) {
+      clock.advance(1_000);
+      for (const s of streams) s.send(seq);
+      await waitFor(`seq ${seq} stored`, () => streams.every((_, i) => latestSeq(`i-${i}`) === seq));
+    }
+    // Views may have changed while the streams joined (live count); after that, nothing until the interval.
+    expect(streams.map((s) => s.acks.length)).toEqual(before);
+    clock.advance(1_000);
+    await waitFor('one paced ack each', () => streams.every((s, i) => s.acks.length === (before[i] as number) + 1));
+    for (const s of streams) expect(Number(s.acks.at(-1)?.persisted_seq)).toBe(5);
+    for (const s of streams) s.stream.end();
+  });
+
   it(`acks a replay of ${ACK_BACKLOG} or more without waiting for the interval`, async () => {
     const s = await open('i-1');
     s.send(1);
