@@ -163,7 +163,7 @@ describe('ack pacing', () => {
   });
 
   it('paces many streams independently: each is acked once per interval, however many share the writes', async () => {
-    const streams = [];
+    const streams: Awaited<ReturnType<typeof open>>[] = [];
     for (let i = 0; i < 20; i++) streams.push(await open(`i-${i}`));
     for (const s of streams) s.send(1);
     await waitFor('first acks', () => streams.every((s) => s.acks.length >= 1));
