@@ -10,7 +10,8 @@
  *   node dist/bench/fleet.js [--agents 1000,5000,10000] [--window 30s] [--warmup 5s] [--no-tls]
  *     [--client h2|grpc-js] [--bare grpc-js|h2|both] [--bare-only | --monitor-only] [--no-climb]
  *     [--per-process 2500] [--budget 12m] [--connect-rate 100] [--cpu-prof DIR]
- *     [--gen-cpu-prof DIR] [--gen-nice N] [--server-node-args '--flag …'] [--bare-ack-interval 200ms] [--keep]
+ *     [--gen-cpu-prof DIR] [--gen-nice N] [--server-node-args '--flag …'] [--bare-ack-interval 200ms]
+ *     [--monitor-env MONITOR_NAME=value …] [--keep]
  *
  * --client: what each simulated agent's client is. `h2` (the default) is bench/fleet-h2-client.ts,
  * the frames grpc-js sends, on node:http2 without grpc-js's layers: about a third less generator
@@ -24,7 +25,8 @@
  * --server-node-args: node flags for the server under test (the monitor and the bare servers
  * alike), e.g. '--max-semi-space-size=2' or '--heapsnapshot-signal=SIGUSR2'. --bare-ack-interval:
  * how often the bare servers ack each stream (200ms, every flush, by default, as the issue defines
- * the reference; the monitor's own pacing, 5s, gives the receive-only floor).
+ * the reference; the monitor's own pacing, 5s, gives the receive-only floor). --monitor-env sets a
+ * monitor server setting for the run (repeatable), e.g. MONITOR_FLUSH_INTERVAL_MS=100.
  *
  * One server process per kind serves a fleet that grows through the sizes (agents are only ever
  * connected once: a TLS connection costs the server ~7-10 ms of CPU); the monitor server goes
@@ -120,6 +122,8 @@ interface Options {
   serverNodeArgs: string[];
   /** How often the bare servers ack each stream, ms (the issue's reference: every flush, 200). */
   bareAckIntervalMs: number;
+  /** MONITOR_* settings for the monitor server beyond the defaults (--monitor-env KEY=VALUE, repeatable). */
+  monitorEnv: Record<string, string>;
   keep: boolean;
 }
 
@@ -133,7 +137,7 @@ function duration(v: string, flag: string): number {
 function parseArgs(argv: readonly string[]): Options {
   const o: Options = {
     sizes: [1_000, 5_000, 10_000], client: 'h2', bare: ['bare-grpc-js', 'bare-h2'], windowMs: 30_000, warmupMs: 5_000, tls: true, bareOnly: false, monitorOnly: false, climb: true,
-    perProcess: 2_500, budgetMs: 12 * 60_000, cpuProfDir: undefined, genCpuProfDir: undefined, genNice: 0, connectRate: DEFAULT_CONNECT_RATE, serverNodeArgs: [], bareAckIntervalMs: 200, keep: false,
+    perProcess: 2_500, budgetMs: 12 * 60_000, cpuProfDir: undefined, genCpuProfDir: undefined, genNice: 0, connectRate: DEFAULT_CONNECT_RATE, serverNodeArgs: [], bareAckIntervalMs: 200, monitorEnv: {}, keep: false,
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i] as string;
@@ -155,6 +159,11 @@ function parseArgs(argv: readonly string[]): Options {
     else if (a === '--connect-rate') o.connectRate = Number(value());
     else if (a === '--server-node-args') o.serverNodeArgs = value().split(/\s+/).filter((x) => x !== '');
     else if (a === '--bare-ack-interval') o.bareAckIntervalMs = duration(value(), a);
+    else if (a === '--monitor-env') {
+      const m = /^(MONITOR_[A-Z0-9_]+)=(.*)$/.exec(value());
+      if (m === null) throw new Error('--monitor-env: MONITOR_NAME=value');
+      o.monitorEnv[m[1] as string] = m[2] as string;
+    }
     else if (a === '--client') {
       const v = value();
       if (v !== 'h2' && v !== 'grpc-js') throw new Error(`--client ${v}: h2 or grpc-js`);
@@ -272,7 +281,7 @@ async function startMonitor(dbPath: string, tls: Tls | undefined, opts: Options)
   const spawnedAt = Date.now();
   // Production settings (the defaults), on loopback with ports chosen by the OS.
   const child = track(spawn(process.execPath, [...execArgv, cliEntry(), 'monitor-server'], {
-    env: { ...cleanEnv(), AUTOSCALER_DB: dbPath, MONITOR_GRPC_HOST: '127.0.0.1', MONITOR_GRPC_PORT: '0', MONITOR_HTTP_PORT: '0', LOG_LEVEL: 'info', ...tls?.server },
+    env: { ...cleanEnv(), AUTOSCALER_DB: dbPath, MONITOR_GRPC_HOST: '127.0.0.1', MONITOR_GRPC_PORT: '0', MONITOR_HTTP_PORT: '0', LOG_LEVEL: 'info', ...tls?.server, ...opts.monitorEnv },
     stdio: ['ignore', logFd, logFd],
   }));
   closeSync(logFd);
@@ -457,6 +466,8 @@ function fileBytes(dbPath: string): number {
 interface PhaseResult {
   readonly kind: ServerKind;
   readonly agents: number;
+  /** How long the server may hold an ack by design, ms: the monitor's MONITOR_ACK_INTERVAL_MS, the bare servers' --bare-ack-interval. */
+  readonly ackPacingMs: number;
   /** The generators' client. */
   readonly client: AgentClientKind;
   /** Agents connected for this size (the fleet grows: the others were already up). */
@@ -696,7 +707,9 @@ async function measure(
   const machinePct = ((m1.busyMs - m0.busyMs) / (m1.totalMs - m0.totalMs)) * cores * 100;
   const sustained = (acked / ms) * 1000;
   const rampHeartbeats = (agents - added + added / 2) * (connectMs / 1000);
+  const ackPacingMs = kind === 'monitor-server' ? Number(opts.monitorEnv.MONITOR_ACK_INTERVAL_MS ?? MONITOR_ACK_PACING_MS) : opts.bareAckIntervalMs;
   const r: Omit<PhaseResult, 'saturated' | 'bound'> = {
+    ackPacingMs,
     kind, agents, client: opts.client, added, connected: streaming, newlyConnected: rampAgents, connectMs, connectP50: connectHist.quantile(0.5), connectP99: connectHist.quantile(0.99),
     // Less what heartbeats cost meanwhile (the agents already up, and the new ones as they came up:
     // a linear ramp), at this window's CPU per heartbeat.
@@ -724,7 +737,7 @@ async function measure(
 
 /** Saturated or not, and what bounds the rate (or, below saturation, what is nearest its limit). */
 function judge(r: Omit<PhaseResult, 'saturated' | 'bound'>): { saturated: boolean; bound: string } {
-  const pacing = r.kind === 'monitor-server' ? MONITOR_ACK_PACING_MS : 0;
+  const pacing = r.ackPacingMs;
   const saturated = r.sustained < SUSTAINED_SHARE * r.offered || !(r.ackP99 <= ACK_P99_LIMIT_MS + pacing)
     || (r.latestP99 !== undefined && !(r.latestP99 <= ACK_P99_LIMIT_MS));
   const main = `server main thread ${r.serverMainPct.toFixed(0)} % of a core`;
@@ -771,7 +784,7 @@ function printPhase(r: PhaseResult, prior: readonly PhaseResult[]): void {
   w('connected', `${n0(r.connected)}/${n0(r.agents)} agents streaming; the ${n0(r.added)} new ones connected in ${(r.connectMs / 1000).toFixed(1)} s (each ${msText(r.connectP50)} p50, ${msText(r.connectP99)} p99); TCP established ${n0(r.tcpServerSide)} (server side), ${n0(r.tcpClientSide)} (client side); server fds ${n0(r.serverFds)}`);
   w('connecting cost', `server ${f1(r.rampServerMsPerAgent)} ms CPU per agent, generators ${f1(r.rampGenMsPerAgent)} ms (TLS handshake, Register, stream; heartbeats meanwhile subtracted at the window's cost)`);
   w('sustained heartbeats/s', `${n0(r.sustained)} (offered ${n0(r.offered)}, sent ${n0(r.sentPerSec)}; ${((r.sustained / Math.max(1, r.connected)) * 100).toFixed(0)} % of the agents streaming) over ${(r.windowMs / 1000).toFixed(0)} s`);
-  const pacing = r.kind === 'monitor-server' && MONITOR_ACK_PACING_MS > 0 ? ` (the server paces acks: one per stream per ${n0(MONITOR_ACK_PACING_MS)} ms, MONITOR_ACK_INTERVAL_MS)` : '';
+  const pacing = r.ackPacingMs > 0 ? ` (the server paces acks: one per stream per ${n0(r.ackPacingMs)} ms${r.kind === 'monitor-server' ? ', MONITOR_ACK_INTERVAL_MS' : ', --bare-ack-interval'})` : '';
   w('ack latency p50 / p99', `${msText(r.ackP50)} / ${msText(r.ackP99)}${pacing}`);
   w('server CPU', `${f1(r.serverCpuPct)} % of a core (main thread ${f1(r.serverMainPct)} %; ${r.serverSysShare.toFixed(0)} % of it in the kernel), ${f1(r.serverUsPerHb)} µs/heartbeat (one free core at that cost: ≈ ${n0(1e6 / r.serverUsPerHb)}/s); RSS ${n0(r.serverRssMiB)} MiB`);
   if (r.kind === 'monitor-server') {
@@ -852,7 +865,8 @@ async function main(): Promise<void> {
     + `${tls === undefined ? 'plaintext' : 'mutual TLS (autoscaler certs init, group certificate)'}; window ${opts.windowMs / 1000} s after ${opts.warmupMs / 1000} s warm-up; `
     + `up to ${opts.perProcess} agents per generator process (nice ${opts.genNice}), connecting ${opts.connectRate || 'unpaced'}/s; fd limit ${fdLimit}${opts.keep ? `; files kept in ${work}` : ''}; `
     + `generators use the ${opts.client} client (${CLIENT_WHY[opts.client]}); bare servers ack every ${opts.bareAckIntervalMs} ms`
-    + `${opts.serverNodeArgs.length > 0 ? `; server node flags: ${opts.serverNodeArgs.join(' ')}` : ''}\n`);
+    + `${opts.serverNodeArgs.length > 0 ? `; server node flags: ${opts.serverNodeArgs.join(' ')}` : ''}`
+    + `${Object.keys(opts.monitorEnv).length > 0 ? `; monitor settings: ${Object.entries(opts.monitorEnv).map(([k, v]) => `${k}=${v}`).join(' ')}` : ''}\n`);
 
   const sizes = [...new Set(opts.sizes)].sort((a, b) => a - b).filter((n) => n <= cap);
   for (const n of opts.sizes) if (n > cap) process.stdout.write(`skipping ${n} agents: the fd limit (${fdLimit}) allows ${cap}\n`);
