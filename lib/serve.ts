@@ -45,14 +45,21 @@ export interface ServeOptions {
 export async function serve(log: Logger, daemon: Daemon, opts: ServeOptions): Promise<void> {
   // SIGHUP reloads TLS files where the daemon has them (certificate rotation); it never ends the process.
   process.on('SIGHUP', () => {
-    if (daemon.reloadTls === undefined) return log.info({ signal: 'SIGHUP' }, 'nothing to reload');
-    void daemon.reloadTls().catch((err: unknown) => log.error({ err }, 'TLS reload failed; keeping the previous files'));
+    const reload = daemon.reloadTls;
+    if (reload === undefined) return log.info({ signal: 'SIGHUP' }, 'nothing to reload');
+    let reloading: Promise<void>;
+    try {
+      reloading = reload();
+    } catch (err) {
+      reloading = Promise.reject(err); // one that throws at once is logged like one that rejects
+    }
+    void reloading.catch((err: unknown) => log.error({ err }, 'TLS reload failed; keeping the previous files'));
   });
   let closing = false;
   const shutdown = async (signal: string): Promise<void> => {
     if (closing) {
       log.warn({ signal }, 'second signal: exiting now');
-      opts.exit(1);
+      return opts.exit(1);
     }
     closing = true;
     log.info({ signal }, 'shutting down');
@@ -69,6 +76,9 @@ export async function serve(log: Logger, daemon: Daemon, opts: ServeOptions): Pr
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
   if (daemon.done !== undefined) {
     await daemon.done;
+    // Ended while a signal's close() runs (a daemon may settle `done` as part of closing): the
+    // shutdown exits when close() has finished, with its status.
+    if (closing) return;
     log.flush();
     opts.exit();
   }

@@ -205,6 +205,34 @@ describe('serve: done', () => {
     expect(close).not.toHaveBeenCalled();
   });
 
+  it('done settling while a signal\'s close() runs leaves the exit to the shutdown, with its status', async () => {
+    const { log } = captureLogger();
+    const { exit, calls } = fakeExit();
+    const closing = deferred();
+    const done = deferred();
+    const close = vi.fn(() => closing.promise);
+    const served = serve(log, { close, done: done.promise }, { exit });
+    process.emit('SIGTERM');
+    done.resolve(); // the daemon ends as part of closing
+    await served;
+    await drain();
+    expect(calls).toEqual([]); // close() has not finished
+    closing.reject(new Error('flush failed'));
+    await waitFor('exit after close', () => calls.length === 1);
+    expect(calls).toStrictEqual([{ args: [], exitCode: 1 }]);
+  });
+
+  it('a reload that throws at once is logged like one that rejects, and the process keeps running', async () => {
+    const { log, lines } = captureLogger();
+    const { exit, calls } = fakeExit();
+    const reloadTls = vi.fn((): Promise<void> => { throw new Error('bad key file'); });
+    await serve(log, { close: vi.fn(() => Promise.resolve()), reloadTls }, { exit });
+    process.emit('SIGHUP');
+    await waitFor('reload failure logged', () => lines.some((l) => l.msg === 'TLS reload failed; keeping the previous files'));
+    expect(lines.find((l) => l.msg === 'TLS reload failed; keeping the previous files')).toMatchObject({ err: expect.objectContaining({ message: 'bad key file' }) });
+    expect(calls).toEqual([]);
+  });
+
   it('rejects with the error done rejects with, without exiting', async () => {
     const { log } = captureLogger();
     const { exit, calls } = fakeExit();
