@@ -2,7 +2,7 @@
  * The reference for bench/fleet.ts: a bare gRPC server with the monitor's proto, the same server
  * options and the same TLS (monitor-server/tls.ts ServerTls from MONITOR_TLS_CERT,
  * MONITOR_TLS_KEY, MONITOR_TLS_CLIENT_CA), that only counts heartbeats and acks each stream's
- * highest seq every 200 ms (the monitor's flush interval). No store, no validation, no liveness:
+ * highest seq every 200 ms (REFERENCE_ACK_INTERVAL_MS: the monitor's flush interval when issue 10 defined the reference). No store, no validation, no liveness:
  * what the monitor server costs above it is what its own work costs.
  *
  * BARE_IMPL picks the gRPC server under the same handlers:
@@ -14,11 +14,11 @@
  * Started by bench/fleet.ts with an IPC channel; sends `{ type: 'listening', port }` and exits
  * when the channel closes. Standalone (`BARE_IMPL=h2 node dist/bench/bare-server.js`) it prints
  * the port. BARE_PORT: the port to listen on (0, the default: the OS picks). BARE_ACK_INTERVAL_MS:
- * how often each stream is acked (default 200, the monitor's flush interval).
+ * how often each stream is acked (default 200).
  */
 import * as grpc from '@grpc/grpc-js';
 import { randomUUID } from 'node:crypto';
-import { DEFAULT_FLUSH_INTERVAL_MS, DEFAULT_HEARTBEAT_INTERVAL_MS, DEFAULT_MAX_MESSAGE_BYTES } from '../config/monitor-server.js';
+import { DEFAULT_HEARTBEAT_INTERVAL_MS, DEFAULT_MAX_MESSAGE_BYTES } from '../config/monitor-server.js';
 import { GrpcServer, type DuplexHandler, type Handlers, type UnaryHandler } from '../lib/grpc-server.js';
 import { SESSION_METADATA_KEY, monitorProto, type HeartbeatAck, type Heartbeat__Output, type MonitorHandlers, type RegisterRequest__Output } from '../lib/proto.js';
 import { ServerTls } from '../monitor-server/tls.js';
@@ -32,6 +32,9 @@ import type { FromBare } from './fleet-common.js';
 const H2_OPTIONS = MONITOR_GRPC_LIMITS;
 
 type Impl = 'grpc-js' | 'h2';
+
+/** The issue's reference acks every heartbeat within 200 ms. */
+const REFERENCE_ACK_INTERVAL_MS = 200;
 
 /** A heartbeat stream as the counting core sees it: where its acks go. */
 interface Stream {
@@ -173,7 +176,7 @@ async function main(): Promise<void> {
   const core = new Counting();
   const refused = new Map<string, number>();
   const port = impl === 'h2' ? await listenH2(core, tls, requested, refused) : await listenGrpcJs(core, tls, requested);
-  const ackEvery = Number(env.BARE_ACK_INTERVAL_MS ?? DEFAULT_FLUSH_INTERVAL_MS);
+  const ackEvery = Number(env.BARE_ACK_INTERVAL_MS ?? REFERENCE_ACK_INTERVAL_MS);
   if (!Number.isInteger(ackEvery) || ackEvery < 1) throw new Error(`BARE_ACK_INTERVAL_MS=${String(env.BARE_ACK_INTERVAL_MS)}: a whole number of ms, at least 1`);
   setInterval(() => core.flush(Date.now()), ackEvery);
   if (process.send !== undefined) {

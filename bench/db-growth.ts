@@ -3,7 +3,7 @@
  * through the real store code (TelemetryStore.writeBatch, the monitor server's hot path, in
  * batches as its flush timer would make them) and pruned as the monitor server prunes
  * (TelemetryStore.pruneExpired every PRUNE_EVERY_MS with the configured retentions). Batches
- * are one virtual second of samples (`--flush-ms`; the server's 200 ms flush makes smaller ones of
+ * are one virtual second of samples (`--flush-ms`; the server's 100 ms flush makes smaller ones of
  * the same rows, which only costs wall time here). Prints, per
  * virtual hour, the rows and bytes of the raw samples and of the rollups, and the file size
  * (page_count × page_size, plus the WAL). Past the raw retention the samples' share is flat;

@@ -91,10 +91,10 @@ async function benchStore(): Promise<void> {
 }
 
 /**
- * The ingest write as a 10,000-agent fleet makes it: 10,000 instances, batches of 2,000 rows (one
- * 200 ms flush at 10,000 heartbeats/s), each instance once per batch, one sample per second of
- * sample time. CPU time per row (this process's user + system), the median of 100 batches: less
- * sensitive to a busy machine than wall time.
+ * The ingest write as a 10,000-agent fleet makes it: 10,000 instances, batches of 2,000 rows (200 ms
+ * of heartbeats at 10,000/s), each instance once per batch, one sample per second of sample time.
+ * CPU time per row (this process's user + system), the median of 100 batches: less sensitive to a
+ * busy machine than wall time.
  */
 function benchStoreFleet(): void {
   const dir = tmp();

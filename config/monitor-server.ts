@@ -11,7 +11,12 @@ export const DEFAULT_SUSPECT_AFTER_MS = 2_500;
 /** Silent this long: dead (the controller replaces it). 4.5 intervals, so detection lands within 5. */
 export const DEFAULT_DEAD_AFTER_MS = 4_500;
 /** Batched writes: flush at least this often, or at this many rows. */
-export const DEFAULT_FLUSH_INTERVAL_MS = 200;
+/**
+ * 100 ms: a heartbeat reaches `latest` within one flush. At 5,000 agents this gave `latest` p99
+ * 190 ms against 276 ms at 200 ms, for the same CPU per heartbeat (bench/fleet.ts
+ * --monitor-env): a write's cost is in its rows, and a flush looks only at the streams it acks.
+ */
+export const DEFAULT_FLUSH_INTERVAL_MS = 100;
 export const DEFAULT_FLUSH_MAX_ROWS = 1_000;
 /**
  * Raw samples are kept this long (1 h); the latest state is kept forever and the per-minute
@@ -162,7 +167,7 @@ export interface MonitorServerConfig {
   readonly phiThreshold: number;
   readonly acceptablePauseMs: number;
   readonly minStdDevMs: number;
-  /** Batched writer limits. Defaults 200 ms / 1000 rows. */
+  /** Batched writer limits. Defaults 100 ms / 1000 rows. */
   readonly flushIntervalMs: number;
   readonly flushMaxRows: number;
   /** A stream is acked at most this often unless something must be said at once, ms (0: every flush). Default 5 000. */
