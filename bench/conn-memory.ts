@@ -40,6 +40,7 @@ import { join } from 'node:path';
 import * as tls from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { cleanEnv, killAll, stopChild, track } from './children.js';
 
 const LAYERS = ['tcp', 'tls', 'mtls', 'h2c', 'h2', 'mtls-h2'] as const;
 type Layer = (typeof LAYERS)[number];
@@ -210,34 +211,6 @@ function serverChild(): void {
 // ---------------------------------------------------------------------------------------------
 // The parent: certificates, one server child per layer, the clients.
 
-const children = new Set<ChildProcess>();
-
-function track(child: ChildProcess): ChildProcess {
-  children.add(child);
-  child.once('exit', () => children.delete(child));
-  return child;
-}
-
-function killAll(signal: NodeJS.Signals): void {
-  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill(signal);
-}
-
-function stopChild(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => {
-    const t = setTimeout(() => child.kill('SIGKILL'), STOP_GRACE_MS);
-    child.once('exit', () => { clearTimeout(t); resolve(); });
-    child.kill('SIGTERM');
-  });
-}
-
-/** The environment without the keys that configure our processes. */
-function cleanEnv(): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) if (!/^(MONITOR_|AGENT_|AUTOSCALER_|CONTROLLER_|LOG_LEVEL$|NODE_OPTIONS$)/.test(k)) env[k] = v;
-  return env;
-}
-
 function maxOpenFiles(): number {
   const m = /^Max open files\s+(\d+|unlimited)/m.exec(readFileSync('/proc/self/limits', 'utf8'));
   return m === null || m[1] === 'unlimited' ? Number.POSITIVE_INFINITY : Number(m[1]);
@@ -383,7 +356,7 @@ async function runLayer(layer: Layer, n: number, certs: CertFiles, contexts: { r
     return { layer, connectMs, baseline, phases: [connected, afterMessages, last.sample], serverErrors: last.counts.errors };
   } finally {
     for (const c of clients) c.destroy();
-    await stopChild(server.child);
+    await stopChild(server.child, STOP_GRACE_MS);
   }
 }
 

@@ -53,6 +53,7 @@ import {
   type FromBare, type ProcSample, type ToAgents, type WindowReport,
 } from './fleet-common.js';
 import { summariseProfileFile } from './fleet-profile.js';
+import { cleanEnv, killAll, stopChild, track } from './children.js';
 
 const GROUP = 'bench';
 const ID_PREFIX = 'f-';
@@ -187,29 +188,7 @@ function parseArgs(argv: readonly string[]): Options {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Children: every process started here is tracked and ended on the way out, whatever the way.
-
-const children = new Set<ChildProcess>();
-
-function track(child: ChildProcess): ChildProcess {
-  children.add(child);
-  child.once('exit', () => children.delete(child));
-  return child;
-}
-
-function killAll(signal: NodeJS.Signals): void {
-  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill(signal);
-}
-
-/** SIGTERM (unless `signal` is false: it was asked to stop another way), then SIGKILL after `graceMs`; resolves when it has exited. */
-function stopChild(child: ChildProcess, graceMs: number, signal = true): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => {
-    const t = setTimeout(() => child.kill('SIGKILL'), graceMs);
-    child.once('exit', () => { clearTimeout(t); resolve(); });
-    if (signal) child.kill('SIGTERM');
-  });
-}
+// Waiting (every process started here is tracked by ./children.js and ended on the way out).
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
@@ -220,13 +199,6 @@ async function within<T>(what: string, ms: number, p: Promise<T>): Promise<T> {
   } finally {
     clearTimeout(t);
   }
-}
-
-/** The environment without the keys that configure our processes: the bench sets those itself. */
-function cleanEnv(): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) if (!/^(MONITOR_|AGENT_|AUTOSCALER_|CONTROLLER_|LOG_LEVEL$|NODE_OPTIONS$)/.test(k)) env[k] = v;
-  return env;
 }
 
 // ---------------------------------------------------------------------------------------------
