@@ -40,7 +40,7 @@ import { join } from 'node:path';
 import * as tls from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { cleanEnv, killAll, stopChild, track } from './children.js';
+import { cleanEnv, killAll, sleep, stopChild, track, within } from './children.js';
 
 const LAYERS = ['tcp', 'tls', 'mtls', 'h2c', 'h2', 'mtls-h2'] as const;
 type Layer = (typeof LAYERS)[number];
@@ -119,17 +119,6 @@ type FromChild =
   | { readonly type: 'counts'; readonly id: number; readonly counts: Counts }
   | { readonly type: 'sample'; readonly id: number; readonly sample: Sample; readonly counts: Counts }
   | { readonly type: 'error'; readonly id: number; readonly message: string };
-
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, Math.max(0, ms)));
-
-async function within<T>(what: string, ms: number, p: Promise<T>): Promise<T> {
-  let t: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([p, new Promise<never>((_, reject) => { t = setTimeout(() => reject(new Error(`${what}: no answer within ${ms} ms`)), ms); })]);
-  } finally {
-    clearTimeout(t);
-  }
-}
 
 // ---------------------------------------------------------------------------------------------
 // The server child. Per connection it keeps nothing of its own: the handlers are shared and the

@@ -53,7 +53,7 @@ import {
   type FromBare, type ProcSample, type ToAgents, type WindowReport,
 } from './fleet-common.js';
 import { summariseProfileFile } from './fleet-profile.js';
-import { cleanEnv, killAll, stopChild, track } from './children.js';
+import { cleanEnv, killAll, sleep, stopChild, track, within } from './children.js';
 
 const GROUP = 'bench';
 const ID_PREFIX = 'f-';
@@ -188,21 +188,7 @@ function parseArgs(argv: readonly string[]): Options {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Waiting (every process started here is tracked by ./children.js and ended on the way out).
-
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
-async function within<T>(what: string, ms: number, p: Promise<T>): Promise<T> {
-  let t: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([p, new Promise<never>((_, reject) => { t = setTimeout(() => reject(new Error(`${what}: no answer within ${ms} ms`)), ms); })]);
-  } finally {
-    clearTimeout(t);
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Servers under test.
+// Servers under test (every process started here is tracked by ./children.js and ended on the way out).
 
 interface ServerUnderTest {
   readonly kind: ServerKind;
