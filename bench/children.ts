@@ -2,9 +2,11 @@
  * The child processes a bench starts (servers, load generators, `autoscaler certs init`): tracked
  * from spawn to exit, so that the bench ends every one of them on its way out, whatever the way
  * (done, error, Ctrl-C). One set per bench process. And the bounded waits the benches wait on
- * them with.
+ * them with, and the certificates they make with `autoscaler certs init`.
  */
-import type { ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
+import { cliEntry } from '../lib/paths.js';
 
 const children = new Set<ChildProcess>();
 
@@ -51,4 +53,26 @@ export async function within<T>(what: string, ms: number, p: Promise<T>): Promis
   } finally {
     clearTimeout(t);
   }
+}
+
+/** What `autoscaler certs init` writes for one group: the CA, the server's pair, the group's client pair. */
+export interface BenchCerts {
+  readonly ca: string;
+  readonly serverCert: string;
+  readonly serverKey: string;
+  readonly clientCert: string;
+  readonly clientKey: string;
+}
+
+/** `autoscaler certs init DIR --group GROUP` in a tracked child (60 s at most): the keys production uses. */
+export async function makeBenchCerts(dir: string, group: string): Promise<BenchCerts> {
+  const child = track(spawn(process.execPath, [cliEntry(), 'certs', 'init', dir, '--group', group], { stdio: ['ignore', 'ignore', 'pipe'], env: cleanEnv() }));
+  let stderr = '';
+  child.stderr?.on('data', (d: Buffer) => { stderr += d.toString(); });
+  const code = await within('certs init', 60_000, new Promise<number | null>((r) => child.once('exit', r)));
+  if (code !== 0) throw new Error(`autoscaler certs init failed (${code}): ${stderr.trim()}`);
+  return {
+    ca: join(dir, 'ca.crt'), serverCert: join(dir, 'server.crt'), serverKey: join(dir, 'server.key'),
+    clientCert: join(dir, `group-${group}.crt`), clientKey: join(dir, `group-${group}.key`),
+  };
 }

@@ -31,7 +31,7 @@
  * a 10 min watchdog. The server child is ended on every exit path (it also exits when the IPC
  * channel closes); the temp dir is removed. Linux only (/proc); all traffic stays on 127.0.0.1.
  */
-import { fork, spawn, type ChildProcess } from 'node:child_process';
+import { fork, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import * as http2 from 'node:http2';
 import * as net from 'node:net';
@@ -40,7 +40,7 @@ import { join } from 'node:path';
 import * as tls from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { cleanEnv, killAll, sleep, stopChild, track, within } from './children.js';
+import { cleanEnv, killAll, makeBenchCerts, sleep, stopChild, track, within, type BenchCerts } from './children.js';
 
 const LAYERS = ['tcp', 'tls', 'mtls', 'h2c', 'h2', 'mtls-h2'] as const;
 type Layer = (typeof LAYERS)[number];
@@ -75,13 +75,7 @@ const GROUP = 'bench';
 const GRPC_PATH = '/monitor.v1.Monitor/Heartbeat';
 const ROLE_ENV = 'CONN_MEMORY_ROLE';
 
-interface CertFiles {
-  readonly ca: string;
-  readonly serverCert: string;
-  readonly serverKey: string;
-  readonly clientCert: string;
-  readonly clientKey: string;
-}
+type CertFiles = BenchCerts;
 
 /** One measurement in the server child, KiB. */
 interface Sample {
@@ -205,19 +199,6 @@ function maxOpenFiles(): number {
   return m === null || m[1] === 'unlimited' ? Number.POSITIVE_INFINITY : Number(m[1]);
 }
 
-/** `autoscaler certs init DIR --group bench`: ca.crt, server.crt/.key, group-bench.crt/.key. */
-async function makeCerts(dir: string): Promise<CertFiles> {
-  const { cliEntry } = await import('../lib/paths.js');
-  const child = track(spawn(process.execPath, [cliEntry(), 'certs', 'init', dir, '--group', GROUP], { stdio: ['ignore', 'ignore', 'pipe'], env: cleanEnv() }));
-  let stderr = '';
-  child.stderr?.on('data', (d: Buffer) => { stderr += d.toString(); });
-  const code = await within('certs init', 60_000, new Promise<number | null>((r) => child.once('exit', r)));
-  if (code !== 0) throw new Error(`autoscaler certs init failed (${code}): ${stderr.trim()}`);
-  return {
-    ca: join(dir, 'ca.crt'), serverCert: join(dir, 'server.crt'), serverKey: join(dir, 'server.key'),
-    clientCert: join(dir, `group-${GROUP}.crt`), clientKey: join(dir, `group-${GROUP}.key`),
-  };
-}
 
 /** A server child and its request/answer channel. */
 class ServerChild {
@@ -442,7 +423,7 @@ async function main(): Promise<void> {
   watchdog.unref();
 
   const started = Date.now();
-  const certs = await makeCerts(join(work, 'tls'));
+  const certs = await makeBenchCerts(join(work, 'tls'), GROUP);
   const ca = readFileSync(certs.ca);
   const contexts = {
     tls: tls.createSecureContext({ ca }),

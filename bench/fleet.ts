@@ -53,7 +53,7 @@ import {
   type FromBare, type ProcSample, type ToAgents, type WindowReport,
 } from './fleet-common.js';
 import { summariseProfileFile } from './fleet-profile.js';
-import { cleanEnv, killAll, sleep, stopChild, track, within } from './children.js';
+import { cleanEnv, killAll, makeBenchCerts, sleep, stopChild, track, within } from './children.js';
 
 const GROUP = 'bench';
 const ID_PREFIX = 'f-';
@@ -208,15 +208,11 @@ interface Tls {
 
 /** `autoscaler certs init DIR --group bench`: a CA, the server certificate and a group client certificate. */
 async function makeCerts(dir: string): Promise<Tls> {
-  const child = track(spawn(process.execPath, [cliEntry(), 'certs', 'init', dir, '--group', GROUP], { stdio: ['ignore', 'ignore', 'pipe'], env: cleanEnv() }));
-  let stderr = '';
-  child.stderr?.on('data', (d: Buffer) => { stderr += d.toString(); });
-  const code = await within('certs init', 60_000, new Promise<number | null>((r) => child.once('exit', r)));
-  if (code !== 0) throw new Error(`autoscaler certs init failed (${code}): ${stderr.trim()}`);
+  const c = await makeBenchCerts(dir, GROUP);
   return {
     dir,
-    server: { MONITOR_TLS_CERT: join(dir, 'server.crt'), MONITOR_TLS_KEY: join(dir, 'server.key'), MONITOR_TLS_CLIENT_CA: join(dir, 'ca.crt') },
-    agent: { caFile: join(dir, 'ca.crt'), certFile: join(dir, `group-${GROUP}.crt`), keyFile: join(dir, `group-${GROUP}.key`) },
+    server: { MONITOR_TLS_CERT: c.serverCert, MONITOR_TLS_KEY: c.serverKey, MONITOR_TLS_CLIENT_CA: c.ca },
+    agent: { caFile: c.ca, certFile: c.clientCert, keyFile: c.clientKey },
   };
 }
 

@@ -75,7 +75,7 @@ function toRow(r: RawInstance): InstanceRow {
 // Last seen: set at Register (instances.last_seen_at) and by every stored sample (latest.received_at,
 // so the ingest hot path never writes `instances`); the later of the two.
 const SELECT = `SELECT i.*, l.cpu, l.mem, l.sample_at, l.seq,
-  CASE WHEN l.received_at IS NULL THEN i.last_seen_at WHEN i.last_seen_at IS NULL THEN l.received_at ELSE MAX(i.last_seen_at, l.received_at) END AS seen_at
+  COALESCE(MAX(i.last_seen_at, l.received_at), i.last_seen_at, l.received_at) AS seen_at
   FROM instances i LEFT JOIN latest l ON l.instance_id = i.id`;
 
 /** Outcome of a registration attempt. */

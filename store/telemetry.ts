@@ -47,8 +47,8 @@ interface MinuteFold {
  * The monitor server's hot path: a batch of samples written in one transaction (append to
  * `samples`, fold each newly stored sample into its instance-minute in `sample_minutes`, upsert
  * `latest`, whose `received_at` is the instance's "last seen"). Three statements a row, positional
- * parameters; `instances` is only read (the rollup's group), never written here. Batching is what makes this cheap: `npm run bench
- * store` prints the figures. A sample is folded into the minute of its own sample time however
+ * parameters; `instances` is only read (the rollup's group), never written here. Batching is
+ * what makes this cheap: `npm run bench store` prints the figures. A sample is folded into the minute of its own sample time however
  * late it arrives (an agent replaying its buffer after an outage), and only if it was not
  * already stored, so rollups stay exact under replays.
  */
