@@ -3,7 +3,7 @@
  * layer by layer, with nothing of ours on top.
  *
  *   node dist/bench/conn-memory.js [--connections 2000] [--layers tcp,tls,mtls,h2c,h2,mtls-h2]
- *     [--parallel 2]
+ *     [--parallel 2] [--server-env NAME=value …]
  *
  * For each layer a server child process (this file again, `node --expose-gc`, IPC channel) listens
  * on 127.0.0.1 port 0 and this process opens N connections to it (default 2,000, at most 10,000
@@ -26,6 +26,10 @@
  * three RSS per-connection figures. --parallel 2 (the default) runs two layers at once, each in
  * its own server process (one connects while the other waits out its idle seconds), so a run takes
  * under a minute; 1 runs them one by one (also when the fd limit cannot hold two layers' clients).
+ *
+ * --server-env sets a variable for the server children (repeatable), e.g.
+ * LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libmimalloc.so.2: how much of the `[heap]` figure is glibc
+ * keeping freed memory rather than memory in use.
  *
  * Bounded: 10 s for a child to start, 30 s per connection and per wait for the server to count,
  * a 10 min watchdog. The server child is ended on every exit path (it also exits when the IPC
@@ -206,9 +210,9 @@ class ServerChild {
   private readonly pending = new Map<number, { resolve: (m: FromChild) => void; reject: (e: Error) => void }>();
   readonly child: ChildProcess;
 
-  constructor() {
+  constructor(env: Readonly<Record<string, string>>) {
     this.child = track(fork(fileURLToPath(import.meta.url), [], {
-      execArgv: ['--expose-gc'], env: { ...cleanEnv(), [ROLE_ENV]: 'server' }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      execArgv: ['--expose-gc'], env: { ...cleanEnv(), ...env, [ROLE_ENV]: 'server' }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     }));
     this.child.on('message', (raw: unknown) => {
       const m = raw as FromChild;
@@ -297,8 +301,9 @@ function message(): Buffer {
   return b;
 }
 
-async function runLayer(layer: Layer, n: number, certs: CertFiles, contexts: { readonly tls: tls.SecureContext; readonly mtls: tls.SecureContext }): Promise<LayerResult> {
-  const server = new ServerChild();
+async function runLayer(layer: Layer, n: number, certs: CertFiles, contexts: { readonly tls: tls.SecureContext; readonly mtls: tls.SecureContext },
+  serverEnv: Readonly<Record<string, string>>): Promise<LayerResult> {
+  const server = new ServerChild(serverEnv);
   const clients: Client[] = [];
   try {
     const { port } = await server.request({ type: 'start', layer, certs }, 'listening', CHILD_START_TIMEOUT_MS);
@@ -375,6 +380,8 @@ interface Options {
   readonly layers: readonly Layer[];
   /** Layers run at once (1 or 2; 1 when the fd limit cannot hold two layers' clients). */
   readonly parallel: number;
+  /** Environment for the server children (--server-env NAME=value). */
+  readonly serverEnv: Readonly<Record<string, string>>;
 }
 
 function options(argv: readonly string[]): Options {
@@ -382,6 +389,7 @@ function options(argv: readonly string[]): Options {
     connections: { type: 'string', default: String(DEFAULT_CONNECTIONS) },
     layers: { type: 'string', default: LAYERS.join(',') },
     parallel: { type: 'string', default: '2' },
+    'server-env': { type: 'string', multiple: true, default: [] },
   } });
   const problems: string[] = [];
   const connections = Number(values.connections);
@@ -392,9 +400,15 @@ function options(argv: readonly string[]): Options {
   if (layers.length === 0) problems.push('--layers: name at least one layer');
   const parallel = Number(values.parallel);
   if (parallel !== 1 && parallel !== 2) problems.push('--parallel must be 1 or 2');
+  const serverEnv: Record<string, string> = {};
+  for (const kv of values['server-env']) {
+    const m = /^([A-Za-z_][A-Za-z0-9_]*)=(.*)$/.exec(kv);
+    if (m === null) problems.push(`--server-env ${JSON.stringify(kv)}: expected NAME=value`);
+    else serverEnv[m[1] as string] = m[2] as string;
+  }
   if (problems.length > 0) throw new Error(problems.join('; '));
   // Always in the order of LAYERS, so each one follows the layer it adds to.
-  return { connections, layers: LAYERS.filter((l) => layers.includes(l)), parallel };
+  return { connections, layers: LAYERS.filter((l) => layers.includes(l)), parallel, serverEnv };
 }
 
 async function main(): Promise<void> {
@@ -436,12 +450,13 @@ async function main(): Promise<void> {
   process.stdout.write(`conn-memory: node ${process.version}, OpenSSL ${process.versions.openssl}, ${cpus().length} cores, load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}; `
     + `${n.toLocaleString('en-US')} connections per layer on 127.0.0.1, ${BATCH} at a time; ${MESSAGES} messages of ${MESSAGE_BYTES} bytes each, ${MESSAGE_GAP_MS / 1000} s apart; `
     + `certificates from autoscaler certs init (EC P-256), full handshakes; `
-    + `${parallel === 1 ? 'one layer at a time' : `${parallel} layers at a time (connect times include the other's load)`}; server child: node --expose-gc, measured after gc()\n`);
+    + `${parallel === 1 ? 'one layer at a time' : `${parallel} layers at a time (connect times include the other's load)`}; server child: node --expose-gc, measured after gc()`
+    + `${Object.keys(opts.serverEnv).length > 0 ? `; server environment: ${Object.entries(opts.serverEnv).map(([k, v]) => `${k}=${v}`).join(' ')}` : ''}\n`);
   const results: LayerResult[] = [];
   const queue = [...opts.layers];
   await Promise.all(Array.from({ length: parallel }, async () => {
     for (let layer = queue.shift(); layer !== undefined; layer = queue.shift()) {
-      const r = await runLayer(layer, n, certs, contexts);
+      const r = await runLayer(layer, n, certs, contexts, opts.serverEnv);
       if (r.serverErrors > 0) process.stderr.write(`${layer}: the server saw ${r.serverErrors} socket/session errors\n`);
       results.push(r);
     }

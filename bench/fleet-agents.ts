@@ -6,9 +6,10 @@
  * ends. Agents send at fleet-wide phases (fleet-common.ts phaseOf), so the fleet's heartbeats
  * are spread evenly over each second however many generators there are.
  *
- * The client (AgentsConfig.client) sits behind AgentTransport: `h2` is bench/fleet-h2-client.ts
- * (node:http2, the frames grpc-js sends, about a third less CPU); `grpc-js` is a grpc-js channel
- * with agent/reporter.ts's options, as a real agent has.
+ * The client (AgentsConfig.client) sits behind AgentTransport: `raw` is bench/fleet-raw-client.ts
+ * (the same frames framed by hand on node:tls, the cheapest); `h2` is bench/fleet-h2-client.ts
+ * (node:http2, the frames grpc-js sends, about a third less CPU than grpc-js); `grpc-js` is a
+ * grpc-js channel with agent/reporter.ts's options, as a real agent has.
  *
  * Started by bench/fleet.ts with an IPC channel (`process.execPath dist/bench/fleet-agents.js`);
  * exits when the channel closes, so it never outlives the orchestrator.
@@ -25,6 +26,7 @@ import {
   type WindowReport,
 } from './fleet-common.js';
 import { H2MonitorClient, h2ClientConfig } from './fleet-h2-client.js';
+import { RawMonitorClient } from './fleet-raw-client.js';
 
 /** Heartbeats an agent keeps unacked before dropping the oldest (AGENT_BUFFER_SIZE's default). */
 const BUFFER_SIZE = 600;
@@ -134,7 +136,7 @@ class Fleet {
       this.newTransport = () => new GrpcJsTransport(cfg.target, link);
     } else {
       const h2 = h2ClientConfig(cfg.target, cfg.tls, Date.now());
-      this.newTransport = () => new H2MonitorClient(h2);
+      this.newTransport = cfg.client === 'raw' ? () => new RawMonitorClient(h2) : () => new H2MonitorClient(h2);
     }
     for (let i = 0; i < cfg.count; i++) this.agents.push(new Agent(this, `${cfg.idPrefix}${cfg.firstIndex + i}`, phaseOf(cfg.firstIndex + i) * cfg.intervalMs));
     this.byPhase = [...this.agents].sort((a, b) => a.phaseMs - b.phaseMs);

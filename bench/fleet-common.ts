@@ -22,7 +22,7 @@ export interface AgentTlsFiles {
  * Which client the simulated agents use: `h2`, bench/fleet-h2-client.ts (node:http2, the same
  * gRPC frames on the wire, less CPU); `grpc-js`, the agent's own client library.
  */
-export type AgentClientKind = 'h2' | 'grpc-js';
+export type AgentClientKind = 'raw' | 'h2' | 'grpc-js';
 
 /** What one load generator process simulates. */
 export interface AgentsConfig {

@@ -31,10 +31,10 @@ import type { HeartbeatAck__Output, RegisterResponse__Output } from '../lib/prot
 import { loadCertificates, loadKeyPair } from '../lib/tls.js';
 import type { AgentTlsFiles, AgentTransport, CallError, CallMetadata, HeartbeatSink } from './fleet-common.js';
 
-const REGISTER_PATH = '/monitor.v1.Monitor/Register';
-const HEARTBEATS_PATH = '/monitor.v1.Monitor/Heartbeats';
+export const REGISTER_PATH = '/monitor.v1.Monitor/Register';
+export const HEARTBEATS_PATH = '/monitor.v1.Monitor/Heartbeats';
 /** Largest message accepted (grpc-js's default receive limit, 4 MiB), bytes. */
-const MAX_RECEIVE_MESSAGE_BYTES = 4 * 1024 * 1024;
+export const MAX_RECEIVE_MESSAGE_BYTES = 4 * 1024 * 1024;
 /** Keepalive as agent/reporter.ts configures grpc-js: PING every 10 s, dropped if unanswered in 5 s. */
 export const KEEPALIVE_TIME_MS = 10_000;
 export const KEEPALIVE_TIMEOUT_MS = 5_000;
@@ -43,7 +43,7 @@ export const KEEPALIVE_TIMEOUT_MS = 5_000;
  * (its compression filter advertises deflate and gzip; neither server compresses, and a compressed
  * message would fail the call with UNIMPLEMENTED, visibly).
  */
-const FIXED_HEADERS = {
+export const FIXED_HEADERS = {
   'content-type': 'application/grpc',
   te: 'trailers',
   'user-agent': 'fleet-h2-client (grpc-node-js wire protocol)',
@@ -86,7 +86,7 @@ export function h2ClientConfig(target: string, files: AgentTlsFiles | undefined,
 }
 
 /** "host:port" or "[v6]:port" → host (no brackets) and port. */
-function splitTarget(target: string): { host: string; port: number } {
+export function splitTarget(target: string): { host: string; port: number } {
   const i = target.lastIndexOf(':');
   const port = Number(target.slice(i + 1));
   if (i < 0 || !Number.isInteger(port) || port < 1 || port > 65_535) throw new TypeError(`target ${target}: expected host:port`);
@@ -95,7 +95,7 @@ function splitTarget(target: string): { host: string; port: number } {
 }
 
 /** "grpc-timeout" as grpc-js writes it: the smallest unit whose amount is below 10^8. */
-function grpcTimeout(ms: number): string {
+export function grpcTimeout(ms: number): string {
   const units: [string, number][] = [['m', 1], ['S', 1_000], ['M', 60_000], ['H', 3_600_000]];
   for (const [unit, factor] of units) {
     const amount = Math.max(0, ms) / factor;
@@ -110,7 +110,7 @@ function errorCode(err: NodeJS.ErrnoException): string {
   return cause?.code ?? err.code ?? err.message.slice(0, 60);
 }
 
-function decodeGrpcMessage(raw: string): string {
+export function decodeGrpcMessage(raw: string): string {
   try {
     return decodeURIComponent(raw);
   } catch {
@@ -137,7 +137,7 @@ function httpStatusOf(code: number): CallError {
 }
 
 /** A stream closed without a status: what grpc-js reports for its RST_STREAM code. */
-function resetStatusOf(rstCode: number | undefined, httpStatus: number): CallError {
+export function resetStatusOf(rstCode: number | undefined, httpStatus: number): CallError {
   const c = http2.constants;
   switch (rstCode) {
     case undefined:

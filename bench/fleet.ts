@@ -8,16 +8,17 @@
  * monitor's own work costs, above each.
  *
  *   node dist/bench/fleet.js [--agents 1000,5000,10000] [--window 30s] [--warmup 5s] [--no-tls]
- *     [--client h2|grpc-js] [--bare grpc-js|h2|both] [--bare-only | --monitor-only] [--no-climb]
+ *     [--client raw|h2|grpc-js] [--bare grpc-js|h2|both] [--bare-only | --monitor-only] [--no-climb]
  *     [--per-process 2500] [--budget 12m] [--connect-rate 100] [--cpu-prof DIR]
  *     [--gen-cpu-prof DIR] [--gen-nice N] [--server-node-args '--flag …'] [--bare-ack-interval 200ms]
- *     [--monitor-env MONITOR_NAME=value …] [--keep]
+ *     [--monitor-env MONITOR_NAME=value …] [--server-env NAME=value …] [--keep]
  *
- * --client: what each simulated agent's client is. `h2` (the default) is bench/fleet-h2-client.ts,
- * the frames grpc-js sends, on node:http2 without grpc-js's layers: about a third less generator
- * CPU per heartbeat (node:http2, TLS and the kernel, which both pay, are most of what is left), so
- * the generators leave more of a core to the server; `grpc-js` is the agent's own client library
- * (~140-220 µs of generator CPU per heartbeat on a 2-core machine).
+ * --client: what each simulated agent's client is. `raw` (the default) is bench/fleet-raw-client.ts,
+ * the frames grpc-js sends framed by hand on node:tls: no nghttp2 or Http2Stream per agent on the
+ * generator's side (75-85 µs of generator CPU per heartbeat on a 2-core machine, TLS and the
+ * kernel being most of it); `h2` is bench/fleet-h2-client.ts, the same frames on node:http2
+ * (~110 µs); `grpc-js` is the agent's own client library (~140-220 µs). The cheaper the
+ * generators, the more of the second core is left to the server.
  * --bare: which bare servers follow the monitor (`both`, the default: bare grpc-js, then bare h2).
  * --cpu-prof profiles the monitor server (node --cpu-prof) and prints a summary of the steady
  * window (bench/fleet-profile.ts); --gen-cpu-prof profiles the generators; --gen-nice lowers
@@ -27,6 +28,8 @@
  * how often the bare servers ack each stream (200ms, every flush, by default, as the issue defines
  * the reference; the monitor's own pacing, 5s, gives the receive-only floor). --monitor-env sets a
  * monitor server setting for the run (repeatable), e.g. MONITOR_FLUSH_INTERVAL_MS=100.
+ * --server-env sets any variable for the servers under test (repeatable), e.g.
+ * LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2 to measure the allocator the unit can preload.
  *
  * One server process per kind serves a fleet that grows through the sizes (agents are only ever
  * connected once: a TLS connection costs the server ~7-10 ms of CPU); the monitor server goes
@@ -94,7 +97,8 @@ const KIND_LABEL: Record<ServerKind, string> = { 'monitor-server': 'monitor-serv
 const isBare = (k: ServerKind): k is BareKind => k !== 'monitor-server';
 /** Why the generators use the client they use, for the header line. */
 const CLIENT_WHY: Record<AgentClientKind, string> = {
-  h2: "bench/fleet-h2-client.ts, grpc-js's frames on node:http2: cheaper generators leave the second core to the server",
+  raw: "bench/fleet-raw-client.ts, grpc-js's frames framed by hand on node:tls: the cheapest generators leave the most of the second core to the server",
+  h2: "bench/fleet-h2-client.ts, grpc-js's frames on node:http2 (~110 µs/heartbeat, a quarter more than raw)",
   'grpc-js': "the agent's own grpc-js client: costly generators (~140 µs/heartbeat) compete with the server for the cores",
 };
 
@@ -125,6 +129,11 @@ interface Options {
   bareAckIntervalMs: number;
   /** MONITOR_* settings for the monitor server beyond the defaults (--monitor-env KEY=VALUE, repeatable). */
   monitorEnv: Record<string, string>;
+  /**
+   * Environment for the server under test (monitor and bare alike; --server-env NAME=value,
+   * repeatable), e.g. LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2 to measure another allocator.
+   */
+  serverEnv: Record<string, string>;
   keep: boolean;
 }
 
@@ -137,8 +146,8 @@ function duration(v: string, flag: string): number {
 
 function parseArgs(argv: readonly string[]): Options {
   const o: Options = {
-    sizes: [1_000, 5_000, 10_000], client: 'h2', bare: ['bare-grpc-js', 'bare-h2'], windowMs: 30_000, warmupMs: 5_000, tls: true, bareOnly: false, monitorOnly: false, climb: true,
-    perProcess: 2_500, budgetMs: 12 * 60_000, cpuProfDir: undefined, genCpuProfDir: undefined, genNice: 0, connectRate: DEFAULT_CONNECT_RATE, serverNodeArgs: [], bareAckIntervalMs: 200, monitorEnv: {}, keep: false,
+    sizes: [1_000, 5_000, 10_000], client: 'raw', bare: ['bare-grpc-js', 'bare-h2'], windowMs: 30_000, warmupMs: 5_000, tls: true, bareOnly: false, monitorOnly: false, climb: true,
+    perProcess: 2_500, budgetMs: 12 * 60_000, cpuProfDir: undefined, genCpuProfDir: undefined, genNice: 0, connectRate: DEFAULT_CONNECT_RATE, serverNodeArgs: [], bareAckIntervalMs: 200, monitorEnv: {}, serverEnv: {}, keep: false,
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i] as string;
@@ -164,10 +173,14 @@ function parseArgs(argv: readonly string[]): Options {
       const m = /^(MONITOR_[A-Z0-9_]+)=(.*)$/.exec(value());
       if (m === null) throw new Error('--monitor-env: MONITOR_NAME=value');
       o.monitorEnv[m[1] as string] = m[2] as string;
+    } else if (a === '--server-env') {
+      const m = /^([A-Za-z_][A-Za-z0-9_]*)=(.*)$/.exec(value());
+      if (m === null) throw new Error('--server-env: NAME=value');
+      o.serverEnv[m[1] as string] = m[2] as string;
     }
     else if (a === '--client') {
       const v = value();
-      if (v !== 'h2' && v !== 'grpc-js') throw new Error(`--client ${v}: h2 or grpc-js`);
+      if (v !== 'raw' && v !== 'h2' && v !== 'grpc-js') throw new Error(`--client ${v}: raw, h2 or grpc-js`);
       o.client = v;
     } else if (a === '--bare') {
       const v = value();
@@ -235,7 +248,7 @@ async function startMonitor(dbPath: string, tls: Tls | undefined, opts: Options)
   const spawnedAt = Date.now();
   // Production settings (the defaults), on loopback with ports chosen by the OS.
   const child = track(spawn(process.execPath, [...execArgv, cliEntry(), 'monitor-server'], {
-    env: { ...cleanEnv(), AUTOSCALER_DB: dbPath, MONITOR_GRPC_HOST: '127.0.0.1', MONITOR_GRPC_PORT: '0', MONITOR_HTTP_PORT: '0', LOG_LEVEL: 'info', ...tls?.server, ...opts.monitorEnv },
+    env: { ...cleanEnv(), AUTOSCALER_DB: dbPath, MONITOR_GRPC_HOST: '127.0.0.1', MONITOR_GRPC_PORT: '0', MONITOR_HTTP_PORT: '0', LOG_LEVEL: 'info', ...tls?.server, ...opts.serverEnv, ...opts.monitorEnv },
     stdio: ['ignore', logFd, logFd],
   }));
   closeSync(logFd);
@@ -259,7 +272,7 @@ async function startMonitor(dbPath: string, tls: Tls | undefined, opts: Options)
 async function startBare(kind: BareKind, tls: Tls | undefined, opts: Options): Promise<ServerUnderTest> {
   const script = fileURLToPath(new URL('./bare-server.js', import.meta.url));
   const spawnedAt = Date.now();
-  const env = { ...cleanEnv(), ...tls?.server, BARE_IMPL: kind === 'bare-h2' ? 'h2' : 'grpc-js', BARE_ACK_INTERVAL_MS: String(opts.bareAckIntervalMs) };
+  const env = { ...cleanEnv(), ...tls?.server, ...opts.serverEnv, BARE_IMPL: kind === 'bare-h2' ? 'h2' : 'grpc-js', BARE_ACK_INTERVAL_MS: String(opts.bareAckIntervalMs) };
   const child = track(spawn(process.execPath, [...opts.serverNodeArgs, script], { env, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
   const port = await within('bare server start', 20_000, new Promise<number>((resolve, reject) => {
     child.once('message', (m: unknown) => resolve((m as FromBare).port));
@@ -820,7 +833,8 @@ async function main(): Promise<void> {
     + `up to ${opts.perProcess} agents per generator process (nice ${opts.genNice}), connecting ${opts.connectRate || 'unpaced'}/s; fd limit ${fdLimit}${opts.keep ? `; files kept in ${work}` : ''}; `
     + `generators use the ${opts.client} client (${CLIENT_WHY[opts.client]}); bare servers ack every ${opts.bareAckIntervalMs} ms`
     + `${opts.serverNodeArgs.length > 0 ? `; server node flags: ${opts.serverNodeArgs.join(' ')}` : ''}`
-    + `${Object.keys(opts.monitorEnv).length > 0 ? `; monitor settings: ${Object.entries(opts.monitorEnv).map(([k, v]) => `${k}=${v}`).join(' ')}` : ''}\n`);
+    + `${Object.keys(opts.monitorEnv).length > 0 ? `; monitor settings: ${Object.entries(opts.monitorEnv).map(([k, v]) => `${k}=${v}`).join(' ')}` : ''}`
+    + `${Object.keys(opts.serverEnv).length > 0 ? `; server environment: ${Object.entries(opts.serverEnv).map(([k, v]) => `${k}=${v}`).join(' ')}` : ''}\n`);
 
   const sizes = [...new Set(opts.sizes)].sort((a, b) => a - b).filter((n) => n <= cap);
   for (const n of opts.sizes) if (n > cap) process.stdout.write(`skipping ${n} agents: the fd limit (${fdLimit}) allows ${cap}\n`);

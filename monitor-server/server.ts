@@ -2,6 +2,7 @@ import * as grpc from '@grpc/grpc-js';
 import { randomUUID, type X509Certificate } from 'node:crypto';
 import type { MonitorServerConfig } from '../config/monitor-server.js';
 import { ID_PATTERN } from '../config/shared.js';
+import { readAllocatorInfo } from '../lib/allocator.js';
 import type { Clock } from '../lib/clock.js';
 import type { Logger } from '../lib/logger.js';
 import { GrpcServer, type DuplexHandler, type ServerRefusal, type UnaryHandler } from '../lib/grpc-server.js';
@@ -226,7 +227,11 @@ export class MonitorServer {
     every('beat', COMPONENT_BEAT_MS, () => this.beat());
     every('prune', PRUNE_EVERY_MS, () => this.prune());
     for (const t of this.timers) t.unref();
+    // Which malloc holds the sessions' native memory (lib/allocator.ts): a preload that did not take is only a line from ld.so otherwise.
+    const alloc = readAllocatorInfo();
+    if (alloc.notLoaded.length > 0) this.log.warn({ notLoaded: alloc.notLoaded, allocator: alloc.allocator }, 'LD_PRELOAD names a library that is not loaded');
     this.log.info({
+      allocator: alloc.allocator, ...(alloc.library !== undefined ? { allocatorLibrary: alloc.library } : {}),
       grpcAddress, httpAddress, heartbeatIntervalMs: this.cfg.heartbeatIntervalMs, suspectAfterMs: this.cfg.suspectAfterMs, deadAfterMs: this.cfg.deadAfterMs,
       transport: this.tls === undefined ? 'plaintext' : this.tls.summary.mutual ? 'mtls' : 'tls', authToken: this.cfg.authTokens.length > 0,
       allowUnknownInstances: this.cfg.allowUnknownInstances, ec2IdentityCerts: this.iidCerts.length, requireEc2Identity: this.cfg.requireEc2Identity,
