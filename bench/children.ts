@@ -2,10 +2,13 @@
  * The child processes a bench starts (servers, load generators, `autoscaler certs init`): tracked
  * from spawn to exit, so that the bench ends every one of them on its way out, whatever the way
  * (done, error, Ctrl-C). One set per bench process. And the bounded waits the benches wait on
- * them with, and the certificates they make with `autoscaler certs init`.
+ * them with, the certificates they make with `autoscaler certs init`, and the check that a server
+ * child runs on the allocator --server-env LD_PRELOAD asked for.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { allocatorInfo, preloadEntries } from '../lib/allocator.js';
 import { cliEntry } from '../lib/paths.js';
 
 const children = new Set<ChildProcess>();
@@ -75,4 +78,16 @@ export async function makeBenchCerts(dir: string, group: string): Promise<BenchC
     ca: join(dir, 'ca.crt'), serverCert: join(dir, 'server.crt'), serverKey: join(dir, 'server.key'),
     clientCert: join(dir, `group-${group}.crt`), clientKey: join(dir, `group-${group}.key`),
   };
+}
+
+/**
+ * A preload asked for with --server-env LD_PRELOAD must be mapped in the server, or the run would
+ * measure glibc's malloc under another allocator's name (ld.so only prints a line and goes on).
+ */
+export function checkPreload(pid: number, serverEnv: Readonly<Record<string, string>>, what: string): void {
+  const asked = serverEnv.LD_PRELOAD;
+  if (asked === undefined) return;
+  const info = allocatorInfo(preloadEntries(asked), readFileSync(`/proc/${pid}/maps`, 'utf8'));
+  if (info.notLoaded.length > 0) throw new Error(`${what}: LD_PRELOAD ${info.notLoaded.join(' ')} is not loaded in the server (pid ${pid}); check the path`);
+  process.stdout.write(`  ${what}: allocator ${info.allocator} (${info.library ?? 'libc'})\n`);
 }

@@ -17,9 +17,9 @@
  * Every handshake is a full one: the clients keep no sessions.
  *
  * The server child measures itself after global.gc(): process.memoryUsage() (rss, heapUsed,
- * external) and /proc/self/smaps split into the `[heap]` mapping (glibc's brk arena: OpenSSL,
- * nghttp2 and libuv mallocs), the other anonymous mappings (V8's heap pages, big mallocs, thread
- * arenas) and file mappings. Samples: before any connection (the baseline); all N connected and
+ * external) and /proc/self/smaps split into the `[heap]` mapping (the brk heap: glibc's main arena,
+ * where OpenSSL, nghttp2 and libuv allocate), the other anonymous mappings (V8's heap pages, big
+ * mallocs, thread arenas, and all of an allocator's memory when one is preloaded) and file mappings. Samples: before any connection (the baseline); all N connected and
  * 1 s idle; after each connection (stream) sent 3 messages of 120 bytes 1 s apart, as heartbeats
  * would (the 5-byte gRPC prefix and 115 bytes); after 3 s more idle. Per connection =
  * (sample − baseline) / N; the projection at 10,000 is baseline + 10,000 × the highest of the
@@ -28,8 +28,9 @@
  * under a minute; 1 runs them one by one (also when the fd limit cannot hold two layers' clients).
  *
  * --server-env sets a variable for the server children (repeatable), e.g.
- * LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libmimalloc.so.2: how much of the `[heap]` figure is glibc
- * keeping freed memory rather than memory in use.
+ * LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libmimalloc.so.2: how much of glibc's `[heap]` is memory it
+ * keeps after frees rather than memory in use. Compare RSS per connection: under mimalloc `[heap]`
+ * is about 0 and its memory is in "other anon". A preload that is not mapped in the child fails the run.
  *
  * Bounded: 10 s for a child to start, 30 s per connection and per wait for the server to count,
  * a 10 min watchdog. The server child is ended on every exit path (it also exits when the IPC
@@ -44,7 +45,7 @@ import { join } from 'node:path';
 import * as tls from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { cleanEnv, killAll, makeBenchCerts, sleep, stopChild, track, within, type BenchCerts } from './children.js';
+import { checkPreload, cleanEnv, killAll, makeBenchCerts, sleep, stopChild, track, within, type BenchCerts } from './children.js';
 
 const LAYERS = ['tcp', 'tls', 'mtls', 'h2c', 'h2', 'mtls-h2'] as const;
 type Layer = (typeof LAYERS)[number];
@@ -307,6 +308,7 @@ async function runLayer(layer: Layer, n: number, certs: CertFiles, contexts: { r
   const clients: Client[] = [];
   try {
     const { port } = await server.request({ type: 'start', layer, certs }, 'listening', CHILD_START_TIMEOUT_MS);
+    checkPreload(server.child.pid as number, serverEnv, `${layer} server`);
     const { sample: baseline } = await server.request({ type: 'sample' }, 'sample');
     const t0 = Date.now();
     for (let i = 0; i < n; i += BATCH) {
@@ -347,7 +349,7 @@ const mib = (kib: number) => (kib / 1024).toFixed(1);
 const mbOfMiB = (m: number) => ((m * 2 ** 20) / 1e6).toFixed(0);
 
 function table(results: readonly LayerResult[], n: number): string {
-  const head = '| layer | connect, s | baseline RSS, MiB | RSS / conn, KiB | over layer below, KiB | V8 heapUsed / conn, KiB | external / conn, KiB | glibc [heap] / conn, KiB | other anon / conn, KiB | projected RSS at 10,000, MiB (MB) |';
+  const head = '| layer | connect, s | baseline RSS, MiB | RSS / conn, KiB | over layer below, KiB | V8 heapUsed / conn, KiB | external / conn, KiB | brk [heap] / conn, KiB | other anon / conn, KiB | projected RSS at 10,000, MiB (MB) |';
   const out = [head, `|${head.split('|').slice(1, -1).map(() => '---').join('|')}|`];
   for (const r of results) {
     const below = BELOW[r.layer];

@@ -19,8 +19,9 @@ export interface AgentTlsFiles {
 }
 
 /**
- * Which client the simulated agents use: `h2`, bench/fleet-h2-client.ts (node:http2, the same
- * gRPC frames on the wire, less CPU); `grpc-js`, the agent's own client library.
+ * Which client the simulated agents use: `raw`, bench/fleet-raw-client.ts (the same gRPC frames
+ * framed by hand on node:tls, the least generator CPU); `h2`, bench/fleet-h2-client.ts (the same
+ * frames on node:http2); `grpc-js`, the agent's own client library.
  */
 export type AgentClientKind = 'raw' | 'h2' | 'grpc-js';
 

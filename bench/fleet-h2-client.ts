@@ -128,7 +128,7 @@ function statusOf(headers: http2.IncomingHttpHeaders): CallError | undefined {
 }
 
 /** An HTTP status other than 200, as grpc-js maps it. */
-function httpStatusOf(code: number): CallError {
+export function httpStatusOf(code: number): CallError {
   const map: Record<number, number> = {
     400: Status.INTERNAL, 401: Status.UNAUTHENTICATED, 403: Status.PERMISSION_DENIED, 404: Status.UNIMPLEMENTED,
     429: Status.UNAVAILABLE, 502: Status.UNAVAILABLE, 503: Status.UNAVAILABLE, 504: Status.UNAVAILABLE,

@@ -15,7 +15,7 @@
  *
  * --client: what each simulated agent's client is. `raw` (the default) is bench/fleet-raw-client.ts,
  * the frames grpc-js sends framed by hand on node:tls: no nghttp2 or Http2Stream per agent on the
- * generator's side (75-85 µs of generator CPU per heartbeat on a 2-core machine, TLS and the
+ * generator's side (75-91 µs of generator CPU per heartbeat on a 2-core machine, TLS and the
  * kernel being most of it); `h2` is bench/fleet-h2-client.ts, the same frames on node:http2
  * (~110 µs); `grpc-js` is the agent's own client library (~140-220 µs). The cheaper the
  * generators, the more of the second core is left to the server.
@@ -56,7 +56,7 @@ import {
   type FromBare, type ProcSample, type ToAgents, type WindowReport,
 } from './fleet-common.js';
 import { summariseProfileFile } from './fleet-profile.js';
-import { cleanEnv, killAll, makeBenchCerts, sleep, stopChild, track, within } from './children.js';
+import { checkPreload, cleanEnv, killAll, makeBenchCerts, sleep, stopChild, track, within } from './children.js';
 
 const GROUP = 'bench';
 const ID_PREFIX = 'f-';
@@ -98,7 +98,7 @@ const isBare = (k: ServerKind): k is BareKind => k !== 'monitor-server';
 /** Why the generators use the client they use, for the header line. */
 const CLIENT_WHY: Record<AgentClientKind, string> = {
   raw: "bench/fleet-raw-client.ts, grpc-js's frames framed by hand on node:tls: the cheapest generators leave the most of the second core to the server",
-  h2: "bench/fleet-h2-client.ts, grpc-js's frames on node:http2 (~110 µs/heartbeat, a quarter more than raw)",
+  h2: "bench/fleet-h2-client.ts, grpc-js's frames on node:http2 (~110 µs/heartbeat, 20-45 % more than raw)",
   'grpc-js': "the agent's own grpc-js client: costly generators (~140 µs/heartbeat) compete with the server for the cores",
 };
 
@@ -174,8 +174,10 @@ function parseArgs(argv: readonly string[]): Options {
       if (m === null) throw new Error('--monitor-env: MONITOR_NAME=value');
       o.monitorEnv[m[1] as string] = m[2] as string;
     } else if (a === '--server-env') {
-      const m = /^([A-Za-z_][A-Za-z0-9_]*)=(.*)$/.exec(value());
-      if (m === null) throw new Error('--server-env: NAME=value');
+      const v = value();
+      const m = /^([A-Za-z_][A-Za-z0-9_]*)=(.*)$/.exec(v);
+      if (m === null) throw new Error(`--server-env ${JSON.stringify(v)}: expected NAME=value`);
+      if (/^(MONITOR_|AUTOSCALER_|BARE_)|^LOG_LEVEL$/.test(m[1] as string)) throw new Error(`--server-env ${m[1]}: the bench sets it (use --monitor-env for MONITOR_ settings)`);
       o.serverEnv[m[1] as string] = m[2] as string;
     }
     else if (a === '--client') {
@@ -248,7 +250,7 @@ async function startMonitor(dbPath: string, tls: Tls | undefined, opts: Options)
   const spawnedAt = Date.now();
   // Production settings (the defaults), on loopback with ports chosen by the OS.
   const child = track(spawn(process.execPath, [...execArgv, cliEntry(), 'monitor-server'], {
-    env: { ...cleanEnv(), AUTOSCALER_DB: dbPath, MONITOR_GRPC_HOST: '127.0.0.1', MONITOR_GRPC_PORT: '0', MONITOR_HTTP_PORT: '0', LOG_LEVEL: 'info', ...tls?.server, ...opts.serverEnv, ...opts.monitorEnv },
+    env: { ...cleanEnv(), ...opts.serverEnv, AUTOSCALER_DB: dbPath, MONITOR_GRPC_HOST: '127.0.0.1', MONITOR_GRPC_PORT: '0', MONITOR_HTTP_PORT: '0', LOG_LEVEL: 'info', ...tls?.server, ...opts.monitorEnv },
     stdio: ['ignore', logFd, logFd],
   }));
   closeSync(logFd);
@@ -272,7 +274,7 @@ async function startMonitor(dbPath: string, tls: Tls | undefined, opts: Options)
 async function startBare(kind: BareKind, tls: Tls | undefined, opts: Options): Promise<ServerUnderTest> {
   const script = fileURLToPath(new URL('./bare-server.js', import.meta.url));
   const spawnedAt = Date.now();
-  const env = { ...cleanEnv(), ...tls?.server, ...opts.serverEnv, BARE_IMPL: kind === 'bare-h2' ? 'h2' : 'grpc-js', BARE_ACK_INTERVAL_MS: String(opts.bareAckIntervalMs) };
+  const env = { ...cleanEnv(), ...opts.serverEnv, ...tls?.server, BARE_IMPL: kind === 'bare-h2' ? 'h2' : 'grpc-js', BARE_ACK_INTERVAL_MS: String(opts.bareAckIntervalMs) };
   const child = track(spawn(process.execPath, [...opts.serverNodeArgs, script], { env, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
   const port = await within('bare server start', 20_000, new Promise<number>((resolve, reject) => {
     child.once('message', (m: unknown) => resolve((m as FromBare).port));
@@ -549,6 +551,7 @@ async function runServer(
   };
   seedUpTo(firstSize);
   const server = kind === 'monitor-server' ? await startMonitor(dbPath, tls, opts) : await startBare(kind, tls, opts);
+  checkPreload(server.pid, opts.serverEnv, KIND_LABEL[kind]);
   const gens: Generator[] = [];
   const probe = server.httpPort === undefined ? undefined : new ResponsivenessProbe(server.httpPort);
   probe?.start();

@@ -17,9 +17,13 @@ const KNOWN: readonly (readonly [RegExp, string])[] = [
 ];
 
 export interface AllocatorInfo {
-  /** `mimalloc`, `jemalloc`, `tcmalloc`, another preloaded library's file name, or `libc` (none preloaded). */
+  /**
+   * `mimalloc`, `jemalloc` or `tcmalloc` when LD_PRELOAD loaded one; the file name of another
+   * preloaded library that is mapped (the first); `libc` when nothing preloaded is mapped;
+   * `unknown` without /proc/self/maps.
+   */
   readonly allocator: string;
-  /** The preloaded allocator library, as mapped into the process. */
+  /** The preloaded library, as mapped into the process. */
   readonly library?: string;
   /** LD_PRELOAD entries that are not mapped into the process (ld.so could not load them). */
   readonly notLoaded: readonly string[];
@@ -27,24 +31,32 @@ export interface AllocatorInfo {
 
 /**
  * What `preload` (the LD_PRELOAD entries, symlinks resolved) asked for against what `maps`
- * (/proc/self/maps) holds. An entry without a slash is a name ld.so looked up: it counts as loaded
- * when a mapped library's file name starts with it. Pure; `readAllocatorInfo` reads both.
+ * (/proc/self/maps) holds. An entry with a slash is loaded when that file is mapped; one without
+ * is a name ld.so looked up, loaded when a mapped file's name starts with it. Only preloaded
+ * libraries count: an allocator some other library links is not malloc for the process. Pure;
+ * `readAllocatorInfo` reads both.
  */
 export function allocatorInfo(preload: readonly string[], maps: string): AllocatorInfo {
-  const mapped = new Set<string>();
+  const mapped: string[] = [];
   for (const line of maps.split('\n')) {
     const at = line.indexOf(' /');
-    if (at < 0) continue;
-    const path = line.slice(at + 1).trim();
-    if (/\.so(\.\d+)*$/.test(path)) mapped.add(path);
+    if (at >= 0) mapped.push(line.slice(at + 1).trim().replace(/ \(deleted\)$/, ''));
   }
-  const names = [...mapped].map((p) => basename(p));
-  const notLoaded = preload.filter((r) => (r.includes('/') ? !mapped.has(r) : !names.some((n) => n.startsWith(r))));
-  for (const path of mapped) {
-    const hit = KNOWN.find(([re]) => re.test(basename(path)));
-    if (hit !== undefined) return { allocator: hit[1], library: path, notLoaded };
+  const files = new Set(mapped);
+  const find = (entry: string): string | undefined => (entry.includes('/') ? (files.has(entry) ? entry : undefined) : mapped.find((p) => basename(p).startsWith(entry)));
+  const notLoaded: string[] = [];
+  let first: string | undefined;
+  for (const entry of preload) {
+    const path = find(entry);
+    if (path === undefined) notLoaded.push(entry);
+    else first ??= path;
   }
-  return { allocator: 'libc', notLoaded };
+  for (const entry of preload) {
+    const path = find(entry);
+    const hit = path === undefined ? undefined : KNOWN.find(([re]) => re.test(basename(path)));
+    if (path !== undefined && hit !== undefined) return { allocator: hit[1], library: path, notLoaded };
+  }
+  return first === undefined ? { allocator: 'libc', notLoaded } : { allocator: basename(first), library: first, notLoaded };
 }
 
 /** LD_PRELOAD's entries (separated by spaces or colons), each with its symlinks resolved when it exists. */

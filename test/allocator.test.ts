@@ -1,11 +1,11 @@
 /**
  * lib/allocator.ts: which malloc a process runs on, from LD_PRELOAD and /proc/self/maps. The pure
- * part on written maps; then real child processes: node with and without an allocator preloaded
- * (mimalloc or jemalloc when the machine has one; CI installs libmimalloc2.0), and with a preload
- * path that does not exist.
+ * part on written maps; then real child processes: node as started, with mimalloc preloaded (CI
+ * installs libmimalloc2.0; a laptop without it skips those), and with a preload path that does not
+ * exist.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, realpathSync } from 'node:fs';
+import { existsSync, realpathSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
@@ -38,6 +38,19 @@ describe('allocatorInfo', () => {
       name: 'a path ld.so could not load: reported, libc in use', preload: ['/opt/none/libmimalloc.so.2'], maps: MAPS,
       want: { allocator: 'libc', notLoaded: ['/opt/none/libmimalloc.so.2'] },
     },
+    {
+      name: 'jemalloc mapped but not preloaded (a library links it): still libc', preload: [],
+      maps: `${MAPS}\n${line('/usr/lib/x86_64-linux-gnu/libjemalloc.so.2')}`, want: { allocator: 'libc', notLoaded: [] },
+    },
+    {
+      name: 'another preloaded library, not named .so: its file name, no warning', preload: ['/opt/hooks/libhook'],
+      maps: `${MAPS}\n${line('/opt/hooks/libhook')}`, want: { allocator: 'libhook', library: '/opt/hooks/libhook', notLoaded: [] },
+    },
+    {
+      name: 'an allocator after another preload: the allocator is named', preload: ['/opt/hooks/libhook', '/usr/lib/x86_64-linux-gnu/libmimalloc.so.2.0'],
+      maps: `${MAPS}\n${line('/opt/hooks/libhook')}\n${line('/usr/lib/x86_64-linux-gnu/libmimalloc.so.2.0 (deleted)')}`,
+      want: { allocator: 'mimalloc', library: '/usr/lib/x86_64-linux-gnu/libmimalloc.so.2.0', notLoaded: [] },
+    },
   ])('$name', ({ preload, maps, want }) => {
     expect(allocatorInfo(preload, maps)).toEqual(want);
   });
@@ -45,6 +58,13 @@ describe('allocatorInfo', () => {
   it('LD_PRELOAD is split on spaces and colons; a path that does not exist is kept as written', () => {
     expect(preloadEntries(' /nope/a.so:/nope/b.so  c.so ')).toEqual(['/nope/a.so', '/nope/b.so', 'c.so']);
     expect(preloadEntries(undefined)).toEqual([]);
+  });
+
+  it('a symlink is resolved to the file ld.so maps', () => {
+    const dir = realpathSync(tempDir('autoscaler-allocator-link-'));
+    writeFileSync(join(dir, 'libfake.so.2.0'), '');
+    symlinkSync(join(dir, 'libfake.so.2.0'), join(dir, 'libfake.so.2'));
+    expect(preloadEntries(join(dir, 'libfake.so.2'))).toEqual([join(dir, 'libfake.so.2.0')]);
   });
 });
 

@@ -7,14 +7,15 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { readFileSync } from 'node:fs';
+import * as http2 from 'node:http2';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { RegisterRequestIn } from '../agent/wire.js';
-import { decodeResponseHeaders, decodeShortHuffman, encodeHeaderBlock, RawMonitorClient } from '../bench/fleet-raw-client.js';
+import { decodeResponseHeaders, decodeShortHuffman, HeaderEncoder, RawMonitorClient } from '../bench/fleet-raw-client.js';
 import { h2ClientConfig, type GrpcCallError } from '../bench/fleet-h2-client.js';
 import { certsInit } from '../cli/certs.js';
-import { GrpcServer, type DuplexHandler, type ServerTlsOptions, type UnaryHandler } from '../lib/grpc-server.js';
+import { GrpcServer, MessageDecoder, type DuplexHandler, type ServerTlsOptions, type UnaryHandler } from '../lib/grpc-server.js';
 import { monitorProto, type HeartbeatAck, type HeartbeatAck__Output, type Heartbeat__Output, type RegisterRequest__Output } from '../lib/proto.js';
 import { waitFor } from '../lib/testing.js';
 import type { RegisterResponse } from '../proto/gen/monitor/v1/RegisterResponse.js';
@@ -67,9 +68,30 @@ describe('HPACK pieces', () => {
     expect(() => decodeResponseHeaders(Buffer.from(hex, 'hex'))).toThrow(/HPACK/);
   });
 
-  it('the request block is literals without indexing or Huffman, in order', () => {
-    expect(encodeHeaderBlock([[':path', '/x'], ['te', 'trailers']]).toString('hex'))
-      .toBe(`0005${Buffer.from(':path').toString('hex')}02${Buffer.from('/x').toString('hex')}0002${Buffer.from('te').toString('hex')}08${Buffer.from('trailers').toString('hex')}`);
+  it('the request encoder: literals with incremental indexing first, then indexes into the dynamic table (62 = newest)', () => {
+    const hex = (t: string) => Buffer.from(t).toString('hex');
+    const enc = new HeaderEncoder();
+    expect(enc.encode([[':path', '/x'], ['te', 'trailers']]).toString('hex'))
+      .toBe(`4005${hex(':path')}02${hex('/x')}4002${hex('te')}08${hex('trailers')}`);
+    expect(enc.encode([[':path', '/x'], ['te', 'trailers'], ['k', 'v']]).toString('hex')).toBe(`bfbe4001${hex('k')}01${hex('v')}`);
+    // The new entry is now 62, the others move down.
+    expect(enc.encode([['k', 'v'], [':path', '/x']]).toString('hex')).toBe('bec0');
+  });
+
+  it('the request encoder evicts the oldest beyond its table, and sends an entry larger than the table without indexing', () => {
+    const enc = new HeaderEncoder(80); // an entry is name + value + 32 bytes
+    enc.encode([['a', 'x'.repeat(10)]]); // 43 bytes
+    enc.encode([['b', 'y'.repeat(10)]]); // 43 more: 'a' is evicted
+    expect(enc.encode([['b', 'y'.repeat(10)]]).toString('hex')).toBe('be');
+    expect(enc.encode([['a', 'x'.repeat(10)]])[0]).toBe(0x40); // a literal again, re-indexed
+    expect(enc.encode([['c', 'z'.repeat(60)]])[0]).toBe(0x00); // 93 bytes > 80: not indexed
+  });
+
+  it.each([
+    { name: 'a dynamic-table index (ours holds 0 bytes)', hex: 'be' },
+    { name: 'a table size update above 0', hex: '3f01' },
+  ])('a block the server may not send us throws: $name', ({ hex }) => {
+    expect(() => decodeResponseHeaders(Buffer.from(hex, 'hex'))).toThrow(/dynamic table|table size update/);
   });
 });
 
@@ -105,16 +127,25 @@ describe('against the monitor transport over mutual TLS', () => {
   }
 
   it('Register answers the response; a second call reuses the connection', async () => {
-    const c = await start({});
+    const { c, server } = await startWithServer({});
     const r1 = await bounded(c.register(req('i-1'), {}, 5_000), 'register');
     expect(r1).toMatchObject({ session_id: 's-i-1', last_seq: '7' });
     const r2 = await bounded(c.register(req('i-2'), {}, 5_000), 'second register');
     expect(r2.session_id).toBe('s-i-2');
+    expect(server.connectionCount).toBe(1);
+  });
+
+  it('a handler that never answers: DEADLINE_EXCEEDED at the call deadline', async () => {
+    const c = await start({ Register: () => {} });
+    const err = await bounded(c.register(req('i-1'), {}, 300).then(() => undefined, (e: unknown) => e as GrpcCallError), 'deadline');
+    expect(err).toMatchObject({ code: grpc.status.DEADLINE_EXCEEDED });
   });
 
   it.each([
     { name: 'short codes: details decoded', code: grpc.status.NOT_FOUND, details: 'no such group', want: 'no such group' },
-    { name: 'percent-encoded, raw digits', code: grpc.status.RESOURCE_EXHAUSTED, details: '100%', want: '100%' },
+    { name: 'percent-encoded, then Huffman with short codes', code: grpc.status.RESOURCE_EXHAUSTED, details: '100%', want: '100%' },
+    { name: 'longer codes: "(not decoded)"', code: grpc.status.PERMISSION_DENIED, details: 'Session unknown', want: '(not decoded)' },
+    { name: 'raw (Huffman would not be shorter)', code: grpc.status.ABORTED, details: 'XZ', want: 'XZ' },
   ])('a refusal reaches the caller with its status: $name', async ({ code, details, want }) => {
     const c = await start({ Register: (_call, cb) => cb({ code, details }) });
     const err = await bounded(c.register(req('i-1'), {}, 5_000).then(() => undefined, (e: unknown) => e as GrpcCallError), 'refusal');
@@ -129,7 +160,7 @@ describe('against the monitor transport over mutual TLS', () => {
   });
 
   it('heartbeats are acked; acks beyond the 64 KiB flow-control window all arrive; the server ending OK ends the stream', async () => {
-    const ACKS = 20_000; // ≥ 12 bytes each on the wire: about 4 × the default window
+    const ACKS = 20_000; // 7-9 bytes each with the gRPC prefix: about 163 KB, 2.5 × the default window
     const c = await start({
       Heartbeats: (call) => {
         call.on('data', (hb) => {
@@ -151,7 +182,7 @@ describe('against the monitor transport over mutual TLS', () => {
 
   it('a stream failed by the server ends with its status; the connection serves the next call', async () => {
     let fail: (() => void) | undefined;
-    const c = await start({
+    const { c, server } = await startWithServer({
       Heartbeats: (call) => {
         call.on('data', (hb) => call.write({ persisted_seq: hb.seq }));
         fail = () => call.fail({ code: grpc.status.UNAVAILABLE, details: 'draining' });
@@ -166,6 +197,7 @@ describe('against the monitor transport over mutual TLS', () => {
     await waitFor('the stream to end', () => ended !== 'not yet');
     expect(ended).toMatchObject({ code: grpc.status.UNAVAILABLE, details: 'draining' });
     expect((await bounded(c.register(req('i-1'), {}, 5_000), 'register after')).session_id).toBe('s-i-1');
+    expect(server.connectionCount).toBe(1);
   });
 
   it('the connection dropping ends the stream UNAVAILABLE "Connection dropped"; the next call tries a new connection', async () => {
@@ -199,6 +231,68 @@ describe('against grpc-js over h2c', () => {
     for (let i = 1; i <= 3; i++) sink.write({ seq: i, sample_time_ms: i, cpu_percent: 1, mem_percent: 1 });
     await waitFor('three acks', () => acks.length === 3);
     expect(acks).toEqual(['1', '2', '3']);
+  });
+});
+
+describe('against a bare node:http2 server (what a gRPC server may do that ours does not)', () => {
+  /** An h2c server whose streams `onStream` answers; the client is connected to it. */
+  async function h2Server(onStream: (stream: http2.ServerHttp2Stream) => void, settings: http2.Settings = {}): Promise<RawMonitorClient> {
+    const server = http2.createServer({ settings });
+    server.on('stream', (stream) => onStream(stream));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+    const port = (server.address() as { port: number }).port;
+    cleanup.push(() => new Promise<void>((resolve) => { server.close(() => resolve()); }));
+    const c = new RawMonitorClient(h2ClientConfig(`127.0.0.1:${port}`, undefined, Date.now()));
+    cleanup.push(() => c.close());
+    return c;
+  }
+
+  it('a stream window of 64 bytes: heartbeats wait for WINDOW_UPDATE, and every one arrives in order', async () => {
+    const seqs: number[] = [];
+    const c = await h2Server((stream) => {
+      stream.respond({ ':status': 200, 'content-type': 'application/grpc' });
+      const decoder = new MessageDecoder(1 << 20);
+      stream.on('data', (chunk: Buffer) => {
+        const out: Buffer[] = [];
+        decoder.push(chunk, out);
+        for (const m of out) seqs.push(Number(svc.Heartbeats.requestDeserialize(m).seq));
+      });
+    }, { initialWindowSize: 64 });
+    let ended: unknown = 'not yet';
+    const sink = c.heartbeats({}, () => {}, (err) => { ended = err; });
+    const beat = (i: number) => sink.write({ seq: i, sample_time_ms: i, cpu_percent: 12.5, mem_percent: 40.25 });
+    // The first one goes out before the server's SETTINGS (the default window applies until they are acked); the rest after.
+    beat(1);
+    await waitFor('the first heartbeat at the server', () => seqs.length === 1);
+    for (let i = 2; i <= 50; i++) beat(i);
+    await waitFor('50 heartbeats at the server', () => seqs.length === 50);
+    expect(seqs).toEqual(Array.from({ length: 50 }, (_, i) => i + 1));
+    expect(ended).toBe('not yet');
+  });
+
+  it.each([
+    { name: '404 (a static index): UNIMPLEMENTED', status: 404, code: grpc.status.UNIMPLEMENTED },
+    { name: '503 (a literal): UNAVAILABLE', status: 503, code: grpc.status.UNAVAILABLE },
+  ])('an HTTP status other than 200 maps as grpc-js maps it: $name', async ({ status, code }) => {
+    const c = await h2Server((stream) => stream.respond({ ':status': status }, { endStream: true }));
+    const err = await bounded(c.register(req('i-1'), {}, 5_000).then(() => undefined, (e: unknown) => e as GrpcCallError), 'status');
+    expect(err).toMatchObject({ code, details: `Received HTTP status code ${status}` });
+  });
+
+  it('RST_STREAM REFUSED_STREAM: UNAVAILABLE "Stream refused by server"', async () => {
+    const c = await h2Server((stream) => stream.close(http2.constants.NGHTTP2_REFUSED_STREAM));
+    const err = await bounded(c.register(req('i-1'), {}, 5_000).then(() => undefined, (e: unknown) => e as GrpcCallError), 'reset');
+    expect(err).toMatchObject({ code: grpc.status.UNAVAILABLE, details: 'Stream refused by server' });
+  });
+
+  it('trailers without grpc-status: UNKNOWN', async () => {
+    const c = await h2Server((stream) => {
+      stream.respond({ ':status': 200, 'content-type': 'application/grpc' }, { waitForTrailers: true });
+      stream.on('wantTrailers', () => stream.sendTrailers({ 'x-other': '1' }));
+      stream.end();
+    });
+    const err = await bounded(c.register(req('i-1'), {}, 5_000).then(() => undefined, (e: unknown) => e as GrpcCallError), 'trailers');
+    expect(err).toMatchObject({ code: grpc.status.UNKNOWN, details: 'trailers without grpc-status' });
   });
 });
 
