@@ -233,21 +233,83 @@ class Connection {
   }
 }
 
-interface CallListener {
+/** What a call tells its caller; both bench clients (this one and fleet-raw-client.ts) call it. */
+export interface CallListener {
   /** A whole response message; a throw (undecodable) ends the call with INTERNAL. */
   onMessage(payload: Buffer): void;
   /** Once, when the call is over (OK included). */
   onStatus(status: CallError): void;
 }
 
+/**
+ * Register's listener, as grpc-js's unary call behaves: exactly one message, then OK. A second
+ * message cancels the call (`cancel`) with UNIMPLEMENTED; OK without one rejects the same way.
+ */
+export function unaryListener(cancel: (status: CallError) => void, resolve: (r: RegisterResponse__Output) => void, reject: (e: GrpcCallError) => void): CallListener {
+  let response: RegisterResponse__Output | undefined;
+  return {
+    onMessage: (payload) => {
+      if (response !== undefined) {
+        cancel({ code: Status.UNIMPLEMENTED, details: 'Too many responses received' });
+        return;
+      }
+      response = decodeRegisterResponse(payload);
+    },
+    onStatus: (s) => {
+      if (s.code !== Status.OK) reject(new GrpcCallError(s.code, s.details));
+      else if (response === undefined) reject(new GrpcCallError(Status.UNIMPLEMENTED, 'No message received'));
+      else resolve(response);
+    },
+  };
+}
+
+/** The Heartbeats stream's listener: every ack to `onAck`; the end to `onEnd` (undefined for OK). */
+export function heartbeatsListener(onAck: (ack: HeartbeatAck__Output) => void, onEnd: (err: unknown) => void): CallListener {
+  return {
+    onMessage: (payload) => onAck(decodeHeartbeatAck(payload)),
+    onStatus: (s) => onEnd(s.code === Status.OK ? undefined : new GrpcCallError(s.code, s.details)),
+  };
+}
+
+/**
+ * The messages `chunk` completes, to `listener`, until the call is finished: a bad frame
+ * (compressed, oversized) cancels the call with its status, a message the listener cannot take
+ * with INTERNAL, as grpc-js does. `decoder` keeps a partial message for the next chunk.
+ */
+export function deliver(decoder: MessageDecoder, chunk: Buffer, listener: CallListener, call: { readonly finished: boolean; cancel(status: CallError): void }): void {
+  const messages: Buffer[] = [];
+  try {
+    decoder.push(chunk, messages);
+  } catch (err) {
+    if (!(err instanceof FrameError)) throw err;
+    call.cancel({ code: err.status.code, details: err.status.details });
+    return;
+  }
+  for (const m of messages) {
+    if (call.finished) return;
+    try {
+      listener.onMessage(m);
+    } catch {
+      call.cancel({ code: Status.INTERNAL, details: 'Failed to parse server response' });
+      return;
+    }
+  }
+}
+
+/** A Heartbeats stream closed before it opened (the client was closed): ends UNAVAILABLE on the next tick. */
+export function closedSink(onEnd: (err: unknown) => void): HeartbeatSink {
+  process.nextTick(() => onEnd(new GrpcCallError(Status.UNAVAILABLE, 'client closed')));
+  return { write: () => {}, cancel: () => {} };
+}
+
 /** One gRPC call on one stream: framing in and out, deadline, status. */
 class Call {
   private readonly stream: http2.ClientHttp2Stream | undefined;
   private readonly decoder = new MessageDecoder(MAX_RECEIVE_MESSAGE_BYTES);
-  private readonly messages: Buffer[] = [];
   private status: CallError | undefined;
   private httpStatus = 0;
-  private finished = false;
+  /** The status went to the listener: nothing more does. */
+  finished = false;
   private streamError = '';
   private deadline: NodeJS.Timeout | undefined;
 
@@ -288,23 +350,7 @@ class Call {
   }
 
   private onData(chunk: Buffer): void {
-    if (this.finished) return;
-    this.messages.length = 0;
-    try {
-      this.decoder.push(chunk, this.messages);
-    } catch (err) {
-      if (!(err instanceof FrameError)) throw err;
-      this.cancel({ code: err.status.code, details: err.status.details });
-      return;
-    }
-    for (const m of this.messages) {
-      try {
-        this.listener.onMessage(m);
-      } catch {
-        this.cancel({ code: Status.INTERNAL, details: 'Failed to parse server response' });
-        return;
-      }
-    }
+    if (!this.finished) deliver(this.decoder, chunk, this.listener, this);
   }
 
   private onClose(stream: http2.ClientHttp2Stream): void {
@@ -362,36 +408,15 @@ export class H2MonitorClient implements AgentTransport {
   register(req: RegisterRequestIn, metadata: CallMetadata, deadlineMs: number): Promise<RegisterResponse__Output> {
     if (this.closed) return Promise.reject(new Error('client closed'));
     return new Promise((resolve, reject) => {
-      let response: RegisterResponse__Output | undefined;
-      const call: Call = new Call(this.connection(), REGISTER_PATH, metadata, deadlineMs, {
-        onMessage: (payload) => {
-          if (response !== undefined) {
-            call.cancel({ code: Status.UNIMPLEMENTED, details: 'Too many responses received' });
-            return;
-          }
-          response = decodeRegisterResponse(payload);
-        },
-        onStatus: (s) => {
-          if (s.code !== Status.OK) reject(new GrpcCallError(s.code, s.details));
-          else if (response === undefined) reject(new GrpcCallError(Status.UNIMPLEMENTED, 'No message received'));
-          else resolve(response);
-        },
-      });
+      const call: Call = new Call(this.connection(), REGISTER_PATH, metadata, deadlineMs, unaryListener((st) => call.cancel(st), resolve, reject));
       call.write(encodeRegisterRequest(req));
       call.end();
     });
   }
 
   heartbeats(metadata: CallMetadata, onAck: (ack: HeartbeatAck__Output) => void, onEnd: (err: unknown) => void): HeartbeatSink {
-    const conn = this.closed ? undefined : this.connection();
-    if (conn === undefined) {
-      process.nextTick(() => onEnd(new GrpcCallError(Status.UNAVAILABLE, 'client closed')));
-      return { write: () => {}, cancel: () => {} };
-    }
-    const call = new Call(conn, HEARTBEATS_PATH, metadata, undefined, {
-      onMessage: (payload) => onAck(decodeHeartbeatAck(payload)),
-      onStatus: (s) => onEnd(s.code === Status.OK ? undefined : new GrpcCallError(s.code, s.details)),
-    });
+    if (this.closed) return closedSink(onEnd);
+    const call = new Call(this.connection(), HEARTBEATS_PATH, metadata, undefined, heartbeatsListener(onAck, onEnd));
     return {
       write: (hb: HeartbeatIn) => call.write(encodeHeartbeat(hb)),
       cancel: () => call.cancel(),

@@ -40,15 +40,13 @@
 import { status as Status } from '@grpc/grpc-js';
 import * as net from 'node:net';
 import * as tls from 'node:tls';
-import {
-  decodeHeartbeatAck, decodeRegisterResponse, encodeHeartbeat, encodeRegisterRequest, type HeartbeatIn, type RegisterRequestIn,
-} from '../agent/wire.js';
-import { FrameError, MessageDecoder } from '../lib/grpc-server.js';
+import { encodeHeartbeat, encodeRegisterRequest, type HeartbeatIn, type RegisterRequestIn } from '../agent/wire.js';
+import { MessageDecoder } from '../lib/grpc-server.js';
 import type { HeartbeatAck__Output, RegisterResponse__Output } from '../lib/proto.js';
 import type { AgentTransport, CallError, CallMetadata, HeartbeatSink } from './fleet-common.js';
 import {
-  FIXED_HEADERS, GrpcCallError, HEARTBEATS_PATH, MAX_RECEIVE_MESSAGE_BYTES, REGISTER_PATH, decodeGrpcMessage, grpcTimeout, httpStatusOf, resetStatusOf,
-  splitTarget, type H2ClientConfig,
+  FIXED_HEADERS, HEARTBEATS_PATH, MAX_RECEIVE_MESSAGE_BYTES, REGISTER_PATH, closedSink, decodeGrpcMessage, grpcTimeout, heartbeatsListener, httpStatusOf,
+  deliver, resetStatusOf, splitTarget, unaryListener, type CallListener, type H2ClientConfig,
 } from './fleet-h2-client.js';
 
 const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
@@ -287,13 +285,6 @@ export function decodeResponseHeaders(block: Buffer): ResponseHeaders {
   return out;
 }
 
-interface CallListener {
-  /** A whole response message; a throw (undecodable) ends the call with INTERNAL. */
-  onMessage(payload: Buffer): void;
-  /** Once, when the call is over (OK included). */
-  onStatus(status: CallError): void;
-}
-
 /** One gRPC call on one stream of a RawConnection. */
 class RawCall {
   /** What the server lets us send on this stream, bytes. */
@@ -306,7 +297,6 @@ class RawCall {
   localEnded = false;
   finished = false;
   private readonly decoder = new MessageDecoder(MAX_RECEIVE_MESSAGE_BYTES);
-  private readonly messages: Buffer[] = [];
   private headersSeen = false;
   private httpStatus = 0;
   private status: CallError | undefined;
@@ -333,25 +323,7 @@ class RawCall {
   }
 
   onData(payload: Buffer, endStream: boolean): void {
-    if (!this.finished) {
-      this.messages.length = 0;
-      try {
-        this.decoder.push(payload, this.messages);
-      } catch (err) {
-        if (!(err instanceof FrameError)) throw err;
-        this.cancel({ code: err.status.code, details: err.status.details });
-        return;
-      }
-      for (const m of this.messages) {
-        if (this.finished) break;
-        try {
-          this.listener.onMessage(m);
-        } catch {
-          this.cancel({ code: Status.INTERNAL, details: 'Failed to parse server response' });
-          return;
-        }
-      }
-    }
+    if (!this.finished) deliver(this.decoder, payload, this.listener, this);
     if (endStream) this.onRemoteEnd();
   }
 
@@ -745,34 +717,14 @@ export class RawMonitorClient implements AgentTransport {
   register(req: RegisterRequestIn, metadata: CallMetadata, deadlineMs: number): Promise<RegisterResponse__Output> {
     if (this.closed) return Promise.reject(new Error('client closed'));
     return new Promise((resolve, reject) => {
-      let response: RegisterResponse__Output | undefined;
-      const call: RawCall = this.connection().open(REGISTER_PATH, metadata, deadlineMs, {
-        onMessage: (payload) => {
-          if (response !== undefined) {
-            call.cancel({ code: Status.UNIMPLEMENTED, details: 'Too many responses received' });
-            return;
-          }
-          response = decodeRegisterResponse(payload);
-        },
-        onStatus: (s) => {
-          if (s.code !== Status.OK) reject(new GrpcCallError(s.code, s.details));
-          else if (response === undefined) reject(new GrpcCallError(Status.UNIMPLEMENTED, 'No message received'));
-          else resolve(response);
-        },
-      });
+      const call: RawCall = this.connection().open(REGISTER_PATH, metadata, deadlineMs, unaryListener((st) => call.cancel(st), resolve, reject));
       call.write(encodeRegisterRequest(req), true);
     });
   }
 
   heartbeats(metadata: CallMetadata, onAck: (ack: HeartbeatAck__Output) => void, onEnd: (err: unknown) => void): HeartbeatSink {
-    if (this.closed) {
-      process.nextTick(() => onEnd(new GrpcCallError(Status.UNAVAILABLE, 'client closed')));
-      return { write: () => {}, cancel: () => {} };
-    }
-    const call = this.connection().open(HEARTBEATS_PATH, metadata, undefined, {
-      onMessage: (payload) => onAck(decodeHeartbeatAck(payload)),
-      onStatus: (s) => onEnd(s.code === Status.OK ? undefined : new GrpcCallError(s.code, s.details)),
-    });
+    if (this.closed) return closedSink(onEnd);
+    const call = this.connection().open(HEARTBEATS_PATH, metadata, undefined, heartbeatsListener(onAck, onEnd));
     return {
       write: (hb: HeartbeatIn) => call.write(encodeHeartbeat(hb)),
       cancel: () => call.cancel(),
