@@ -6,7 +6,8 @@
  * child runs on the allocator --server-env LD_PRELOAD asked for.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { allocatorInfo, preloadEntries } from '../lib/allocator.js';
 import { cliEntry } from '../lib/paths.js';
@@ -90,4 +91,29 @@ export function checkPreload(pid: number, serverEnv: Readonly<Record<string, str
   const info = allocatorInfo(preloadEntries(asked), readFileSync(`/proc/${pid}/maps`, 'utf8'));
   if (info.notLoaded.length > 0) throw new Error(`${what}: LD_PRELOAD ${info.notLoaded.join(' ')} is not loaded in the server (pid ${pid}); check the path`);
   process.stdout.write(`  ${what}: allocator ${info.allocator} (${info.library ?? 'libc'})\n`);
+}
+
+/**
+ * A bench's scratch directory, removed (unless `keep`) with every child ended on any way out: a
+ * normal exit, or SIGINT, SIGTERM or SIGHUP (exit 130). On a signal the children get SIGTERM and
+ * `graceMs` to stop before SIGKILL. `cleanup` may be called early (a watchdog) and runs once.
+ */
+export function benchWorkDir(prefix: string, opts: { readonly keep?: boolean; readonly graceMs?: number } = {}): { readonly work: string; readonly cleanup: () => void } {
+  const work = mkdtempSync(join(tmpdir(), prefix));
+  let cleaned = false;
+  const cleanup = () => {
+    if (cleaned) return;
+    cleaned = true;
+    killAll('SIGKILL');
+    if (opts.keep !== true) rmSync(work, { recursive: true, force: true });
+  };
+  process.on('exit', cleanup);
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    process.once(sig, () => {
+      process.stderr.write(`\n${sig}: stopping every child\n`);
+      killAll('SIGTERM');
+      setTimeout(() => { cleanup(); process.exit(130); }, opts.graceMs ?? 0).unref();
+    });
+  }
+  return { work, cleanup };
 }

@@ -37,15 +37,15 @@
  * channel closes); the temp dir is removed. Linux only (/proc); all traffic stays on 127.0.0.1.
  */
 import { fork, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import * as http2 from 'node:http2';
 import * as net from 'node:net';
-import { cpus, loadavg, tmpdir } from 'node:os';
+import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import * as tls from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { checkPreload, cleanEnv, killAll, makeBenchCerts, sleep, stopChild, track, within, type BenchCerts } from './children.js';
+import { benchWorkDir, checkPreload, cleanEnv, makeBenchCerts, sleep, stopChild, track, within, type BenchCerts } from './children.js';
 
 const LAYERS = ['tcp', 'tls', 'mtls', 'h2c', 'h2', 'mtls-h2'] as const;
 type Layer = (typeof LAYERS)[number];
@@ -415,22 +415,7 @@ function options(argv: readonly string[]): Options {
 
 async function main(): Promise<void> {
   const opts = options(process.argv.slice(2));
-  const work = mkdtempSync(join(tmpdir(), 'autoscaler-conn-memory-'));
-  let cleaned = false;
-  const cleanup = () => {
-    if (cleaned) return;
-    cleaned = true;
-    killAll('SIGKILL');
-    rmSync(work, { recursive: true, force: true });
-  };
-  process.on('exit', cleanup);
-  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-    process.once(sig, () => {
-      process.stderr.write(`\n${sig}: stopping the server child\n`);
-      cleanup();
-      process.exit(130);
-    });
-  }
+  const { work, cleanup } = benchWorkDir('autoscaler-conn-memory-');
   const watchdog = setTimeout(() => {
     process.stderr.write(`conn-memory: over ${WATCHDOG_MS / 1000} s, giving up\n`);
     cleanup();

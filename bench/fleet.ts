@@ -40,8 +40,8 @@
  * Linux only (/proc); all traffic stays on 127.0.0.1.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
-import { cpus, loadavg, setPriority, tmpdir } from 'node:os';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { cpus, loadavg, setPriority } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
@@ -56,7 +56,7 @@ import {
   type FromBare, type ProcSample, type ToAgents, type WindowReport,
 } from './fleet-common.js';
 import { summariseProfileFile } from './fleet-profile.js';
-import { checkPreload, cleanEnv, killAll, makeBenchCerts, sleep, stopChild, track, within } from './children.js';
+import { benchWorkDir, checkPreload, cleanEnv, makeBenchCerts, sleep, stopChild, track, within } from './children.js';
 
 const GROUP = 'bench';
 const ID_PREFIX = 'f-';
@@ -810,22 +810,7 @@ function table(rows: readonly PhaseResult[]): string {
 async function main(): Promise<void> {
   const opts = parseArgs(process.argv.slice(2));
   const started = Date.now();
-  const work = mkdtempSync(join(tmpdir(), 'autoscaler-fleet-'));
-  let cleaned = false;
-  const cleanup = () => {
-    if (cleaned) return;
-    cleaned = true;
-    killAll('SIGKILL');
-    if (!opts.keep) rmSync(work, { recursive: true, force: true });
-  };
-  process.on('exit', cleanup);
-  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-    process.once(sig, () => {
-      process.stderr.write(`\n${sig}: stopping every child\n`);
-      killAll('SIGTERM');
-      setTimeout(() => { cleanup(); process.exit(130); }, 1_500).unref();
-    });
-  }
+  const { work } = benchWorkDir('autoscaler-fleet-', { keep: opts.keep, graceMs: 1_500 });
   for (const d of [opts.cpuProfDir, opts.genCpuProfDir]) if (d !== undefined) mkdirSync(d, { recursive: true });
 
   const tls = opts.tls ? await makeCerts(join(work, 'tls')) : undefined;

@@ -45,17 +45,17 @@ export function allocatorInfo(preload: readonly string[], maps: string): Allocat
   const files = new Set(mapped);
   const find = (entry: string): string | undefined => (entry.includes('/') ? (files.has(entry) ? entry : undefined) : mapped.find((p) => basename(p).startsWith(entry)));
   const notLoaded: string[] = [];
-  let first: string | undefined;
+  const loaded: string[] = [];
   for (const entry of preload) {
     const path = find(entry);
     if (path === undefined) notLoaded.push(entry);
-    else first ??= path;
+    else loaded.push(path);
   }
-  for (const entry of preload) {
-    const path = find(entry);
-    const hit = path === undefined ? undefined : KNOWN.find(([re]) => re.test(basename(path)));
-    if (path !== undefined && hit !== undefined) return { allocator: hit[1], library: path, notLoaded };
+  for (const path of loaded) {
+    const hit = KNOWN.find(([re]) => re.test(basename(path)));
+    if (hit !== undefined) return { allocator: hit[1], library: path, notLoaded };
   }
+  const first = loaded[0];
   return first === undefined ? { allocator: 'libc', notLoaded } : { allocator: basename(first), library: first, notLoaded };
 }
 
